@@ -1,0 +1,1 @@
+"""Faust agents, grouped by role. Each module's ``install(app, ctx)`` declares its agents."""

@@ -1,0 +1,1 @@
+"""Role apps: context, role registry, app factory, monitors and the process runner."""

@@ -1,0 +1,60 @@
+"""What a role's agents get handed: settings, metrics, topics, Redis. No globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from redis.asyncio import Redis
+
+from quanticity.observability.metrics import Metrics
+from quanticity.schemas.codec import CODEC_NAME
+from quanticity.settings.reload import SettingsHolder
+from quanticity.topology.registry import TopicRegistry
+
+
+@dataclass
+class RoleContext:
+    """Dependencies shared by the roles of one process.
+
+    Attributes:
+        settings: the live (reloadable) settings.
+        metrics: the process's metric catalogue.
+        registry: the topic registry with the deployment's prefix.
+        bootstrap: the broker address in use (embedded or external).
+        redis_url: the Redis URL in use (embedded or external).
+    """
+
+    settings: SettingsHolder
+    metrics: Metrics
+    registry: TopicRegistry
+    bootstrap: str
+    redis_url: str
+    _redis: Redis | None = field(default=None, repr=False)
+
+    def redis(self) -> Redis:
+        """The process's shared asyncio Redis client (bytes replies), created on first use."""
+        if self._redis is None:
+            cfg = self.settings.current.redis
+            password = cfg.password.get_secret_value() if cfg.password else None
+            self._redis = Redis.from_url(
+                self.redis_url, password=password, socket_timeout=cfg.socket_timeout_s,
+                socket_connect_timeout=cfg.socket_timeout_s, health_check_interval=10,
+            )
+        return self._redis
+
+    async def close(self) -> None:
+        """Release the Redis client."""
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    def topic(self, app: faust.App, name: str) -> Any:
+        """The Faust topic for logical topic ``name``, with its registry settings."""
+        spec = self.registry.spec(name)
+        return app.topic(
+            self.registry.broker_name(name), key_serializer="raw", value_serializer=CODEC_NAME,
+            partitions=self.registry.partitions(name), retention=spec.retention_ms / 1000.0,
+            compacting=spec.cleanup_policy == "compact",
+        )

@@ -1,0 +1,194 @@
+"""Run roles in one process: embedded servers if needed, topics, monitors, Faust apps.
+
+``quanticity up`` runs every enabled role; ``quanticity worker --role NAME`` runs one.
+Start order: metrics endpoint → embedded broker/Redis (when no URL is configured) →
+topics → monitors → role apps. Stop order is the reverse. SIGINT/SIGTERM stop cleanly;
+SIGHUP reloads the configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import structlog
+
+from quanticity.app.context import RoleContext
+from quanticity.app.factory import build_app
+from quanticity.app.monitors import ConnectionMonitor, broker_monitor, redis_monitor
+from quanticity.app.roles import RoleSpec
+from quanticity.errors import BrokerUnavailableError
+from quanticity.observability.http import MetricsServer
+from quanticity.observability.logging import set_level
+from quanticity.observability.metrics import Metrics
+from quanticity.runtime.embedded import EmbeddedRuntime
+from quanticity.settings.model import Settings
+from quanticity.settings.reload import SettingsHolder
+from quanticity.topology.admin import ensure_topics
+from quanticity.topology.registry import TopicRegistry
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Platform:
+    """One process of the platform.
+
+    Args:
+        holder: live settings (reloaded on SIGHUP).
+        metrics: the process's metrics.
+        roles: roles to run in this process.
+        banner: where the "where things are" lines go.
+    """
+
+    holder: SettingsHolder
+    metrics: Metrics
+    roles: list[RoleSpec]
+    banner: TextIO = field(default_factory=lambda: sys.stdout)
+    runtime: EmbeddedRuntime | None = None
+    ctx: RoleContext | None = None
+    apps: list[Any] = field(default_factory=list)
+    monitors: list[ConnectionMonitor] = field(default_factory=list)
+    server: MetricsServer | None = None
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    _apps_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def settings(self) -> Settings:
+        return self.holder.current
+
+    async def start(self) -> None:
+        """Bring everything up; on any failure, stop what already started and re-raise."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        s = self.settings
+        obs = s.observability
+        if obs.metrics_port:
+            self.server = MetricsServer(self.metrics, obs.metrics_host, obs.metrics_port, obs.textfile_dir)
+            self.server.start()
+        self.metrics.redis_connected.set(0)
+        self.metrics.broker_connected.set(0)
+        bootstrap, redis_url = s.kafka.bootstrap, s.redis.url
+        if bootstrap is None or redis_url is None:
+            self.runtime = EmbeddedRuntime(s.embedded, self.metrics, with_broker=bootstrap is None,
+                                           with_redis=redis_url is None, on_restart=self._on_embedded_restart)
+            await self.runtime.start()
+            bootstrap = bootstrap or self.runtime.bootstrap
+            redis_url = redis_url or self.runtime.redis_url
+        registry = TopicRegistry(s.kafka.topic_prefix, s.kafka.partitions)
+        await ensure_topics(bootstrap, registry, s.kafka.replication_factor, s.kafka.request_timeout_s)
+        self.ctx = RoleContext(self.holder, self.metrics, registry, bootstrap, redis_url)
+        self.monitors = [
+            redis_monitor(self.ctx.redis(), self.metrics, s.redis.health_interval_s, s.redis.socket_timeout_s),
+            broker_monitor(bootstrap, self.metrics, 2.0),
+        ]
+        for monitor in self.monitors:
+            await monitor.check()
+            monitor.start()
+        await self._start_apps()
+        self.holder.subscribe(self._on_reload)
+        self._print_banner(bootstrap, redis_url)
+
+    async def _start_apps(self) -> None:
+        assert self.ctx is not None  # set by _start before apps exist
+        async with self._apps_lock:
+            for role in self.roles:
+                app = build_app(role, self.ctx)
+                await app.start()
+                self.apps.append(app)
+                self.metrics.system_module_up.labels(module=role.name).set(1)
+                log.info("role_started", role=role.name, app_id=app.conf.id)
+
+    async def _stop_apps(self) -> None:
+        async with self._apps_lock:
+            for role, app in zip(reversed(self.roles), reversed(self.apps), strict=False):
+                try:
+                    await asyncio.wait_for(app.stop(), 20)
+                except TimeoutError:
+                    log.error("role_stop_timed_out", role=role.name)
+                self.metrics.system_module_up.labels(module=role.name).set(0)
+                log.info("role_stopped", role=role.name)
+            self.apps.clear()
+
+    async def _on_embedded_restart(self, service: str) -> None:
+        """A restarted Tansu has lost every topic (memory storage): recreate them and the apps.
+
+        Faust remembers the offsets it read and would drop the new, lower offsets as
+        duplicates, so the role apps are rebuilt rather than left to reconnect.
+        """
+        if service != "broker" or self.ctx is None:
+            return
+        try:
+            await ensure_topics(self.ctx.bootstrap, self.ctx.registry, self.settings.kafka.replication_factor)
+        except BrokerUnavailableError as exc:
+            self.metrics.broker_errors.labels(kind="topic_setup").inc()
+            log.error("topics_not_recreated", error=str(exc))
+            return
+        log.warning("restarting_roles_after_broker_restart", roles=[r.name for r in self.roles])
+        await self._stop_apps()
+        await self._start_apps()
+
+    def _on_reload(self, old: Settings, new: Settings) -> None:
+        if old.observability.log_level != new.observability.log_level:
+            set_level(new.observability.log_level)
+
+    def _print_banner(self, bootstrap: str, redis_url: str) -> None:
+        s = self.settings
+        embedded = self.runtime.pids() if self.runtime else {}
+        lines = [
+            f"Quanticity is up (mode {s.mode}, run {s.run_id}); roles: {', '.join(r.name for r in self.roles)}",
+            f"  broker   {bootstrap}" + (f"  (embedded Tansu, pid {embedded['broker']})" if "broker" in embedded else ""),
+            f"  redis    {redis_url}" + (f"  (embedded Redis Stack, pid {embedded['redis']})" if "redis" in embedded else ""),
+            f"  metrics  {self.server.url if self.server else 'disabled'}",
+            f"  logs     {s.embedded.home.resolve() / 'logs'} (servers); this process logs to stderr",
+            "  Ctrl-C stops everything; `quanticity topics` lists the topics.",
+        ]
+        print("\n".join(lines), file=self.banner, flush=True)
+
+    async def stop(self) -> None:
+        """Stop apps, monitors, Redis client, embedded servers and the endpoint, in that order."""
+        await self._stop_apps()
+        for monitor in self.monitors:
+            await monitor.stop()
+        if self.ctx is not None:
+            await self.ctx.close()
+        if self.runtime is not None:
+            await self.runtime.stop()
+        if self.server is not None:
+            self.server.stop()
+        self.stopped.set()
+
+
+async def run_until_signalled(platform: Platform) -> None:
+    """Start ``platform``, run until SIGINT/SIGTERM, then stop it. SIGHUP reloads settings."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, platform.holder.reload)
+    try:
+        start = asyncio.create_task(platform.start())
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if start in done:
+            start.result()  # re-raise a start-up failure
+            await waiter
+        else:
+            start.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await start
+        log.info("shutting_down")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        if not platform.stopped.is_set():
+            await platform.stop()

@@ -1,0 +1,190 @@
+"""The ``quanticity`` command line.
+
+Exit codes: 0 success, 1 runtime failure (a server did not start, the broker is down),
+2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from quanticity.errors import ConfigError, QuanticityError
+from quanticity.observability.logging import configure_logging
+from quanticity.observability.metrics import Metrics
+from quanticity.settings import Settings, SettingsHolder, load_settings
+
+T = TypeVar("T")
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (not on Windows); asyncio's loop works too
+        return
+    uvloop.install()
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj["settings"]
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except QuanticityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _bootstrap(settings: Settings) -> str:
+    """The configured broker, else the embedded one `make run` starts."""
+    return settings.kafka.bootstrap or f"127.0.0.1:{settings.embedded.kafka_port}"
+
+
+@click.group()
+@click.option("--config-dir", type=click.Path(path_type=Path), default=Path("config"), show_default=True,
+              help="directory with system.yaml and modules/")
+@click.option("--env-file", type=click.Path(path_type=Path), default=Path(".env"), show_default=True)
+@click.pass_context
+def cli(ctx: click.Context, config_dir: Path, env_file: Path) -> None:
+    """Quanticity: options analytics, signals and execution on a Faust topology."""
+    loader: Callable[..., Settings] = lambda **kw: load_settings(config_dir, env_file=env_file, **kw)  # noqa: E731
+    try:
+        settings = loader()
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    configure_logging(settings.observability.log_level, settings.observability.log_format)
+    ctx.obj = {"settings": settings, "loader": loader}
+
+
+def _serve(ctx: click.Context, role_names: list[str] | None) -> None:
+    from quanticity.app.platform import Platform, run_until_signalled
+    from quanticity.app.roles import enabled_roles, role
+
+    settings = _settings(ctx)
+    try:
+        roles = [role(n) for n in role_names] if role_names else enabled_roles(settings)
+    except QuanticityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    metrics = Metrics()
+    run_id = settings.run_id
+    holder = SettingsHolder(settings, lambda: ctx.obj["loader"](run_id=run_id), metrics)
+    _install_uvloop()
+    _run(run_until_signalled(Platform(holder, metrics, roles)))
+
+
+@cli.command()
+@click.pass_context
+def up(ctx: click.Context) -> None:
+    """Run every enabled role in this process (starts the embedded broker/Redis if needed)."""
+    _serve(ctx, None)
+
+
+@cli.command()
+@click.option("--role", "roles", multiple=True, required=True, help="role to run (repeatable)")
+@click.pass_context
+def worker(ctx: click.Context, roles: tuple[str, ...]) -> None:
+    """Run one role (or a few) as its own worker."""
+    _serve(ctx, list(roles))
+
+
+@cli.command()
+@click.option("--all", "include_internal", is_flag=True, help="also list changelog/internal topics")
+@click.pass_context
+def topics(ctx: click.Context, include_internal: bool) -> None:
+    """List topics with partitions, end offsets and consumer-group lag."""
+    from quanticity.topology.admin import describe_topics
+    from quanticity.topology.registry import TopicRegistry
+
+    settings = _settings(ctx)
+    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
+    infos = _run(describe_topics(_bootstrap(settings), registry, include_internal=include_internal,
+                                 timeout_s=settings.kafka.request_timeout_s))
+    click.echo(f"{'TOPIC':<40} {'PARTS':>5} {'MESSAGES':>10}  END OFFSETS / GROUP LAG")
+    for info in infos:
+        ends = ",".join(f"{p}:{o}" for p, o in sorted(info.end_offsets.items()))
+        lag = "  ".join(f"{g}={n}" for g, n in sorted(info.group_lag.items()))
+        click.echo(f"{info.name:<40} {info.partitions:>5} {info.messages:>10}  [{ends}]" + (f"  lag {lag}" if lag else ""))
+    declared = {spec.name for spec in registry}
+    missing = declared - {i.logical for i in infos if i.logical}
+    if missing:
+        click.echo(f"declared but absent on the broker: {', '.join(sorted(missing))}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--from-beginning", is_flag=True, help="start at the oldest record instead of the newest")
+@click.option("--limit", type=int, default=None, help="stop after this many records")
+@click.option("--timeout", "timeout_s", type=float, default=None, help="stop after this many idle seconds")
+@click.pass_context
+def tail(ctx: click.Context, topic: str, from_beginning: bool, limit: int | None, timeout_s: float | None) -> None:
+    """Print a topic's records, decoded and validated, one JSON object per line."""
+    from quanticity.topology.registry import TopicRegistry
+    from quanticity.topology.tail import tail_topic
+
+    settings = _settings(ctx)
+    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
+    try:
+        registry.spec(topic)
+    except QuanticityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+    def emit(line: dict[str, Any]) -> None:
+        click.echo(orjson.dumps(line, default=str).decode())
+
+    _run(tail_topic(_bootstrap(settings), registry, topic, emit, from_beginning=from_beginning,
+                    limit=limit, idle_timeout_s=timeout_s))
+
+
+@cli.group()
+def runtime() -> None:
+    """The embedded runtime (Tansu broker, Redis Stack)."""
+
+
+@runtime.command("install")
+@click.pass_context
+def runtime_install(ctx: click.Context) -> None:
+    """Install what the embedded servers need (the private OpenSSL 1.1); idempotent."""
+    from quanticity.runtime.embedded import openssl_dir, redis_stack_dir, tansu_binary
+    from quanticity.runtime.openssl import ensure_libssl11
+
+    settings = _settings(ctx)
+    try:
+        broker = tansu_binary()
+        redis_dir = redis_stack_dir()
+        lib_dir = ensure_libssl11(openssl_dir(settings.embedded), settings.embedded.debian_mirror)
+    except QuanticityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"broker binary   {broker}")
+    click.echo(f"redis stack     {redis_dir}")
+    click.echo(f"openssl 1.1     {lib_dir or 'provided by the system'}")
+
+
+@cli.command("config")
+@click.pass_context
+def show_config(ctx: click.Context) -> None:
+    """Validate the configuration and print it (secrets masked)."""
+    click.echo(_settings(ctx).model_dump_json(indent=2))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

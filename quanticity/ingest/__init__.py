@@ -1,0 +1,1 @@
+"""Ingestion sources (the demo quote generator now; AlphaVantage and IBKR later)."""

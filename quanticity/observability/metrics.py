@@ -1,0 +1,117 @@
+"""The platform's Prometheus metrics: one catalogue, built on an injected registry.
+
+Every metric the app exports is declared here, so dashboards and alert rules can be
+checked against a single list (``Metrics.exported_names``). A process builds one
+``Metrics`` at start-up and hands it to the services that need it; tests build their own
+on a fresh ``CollectorRegistry`` and never reset globals.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Latency buckets in seconds: fine below 100 ms (the smoke target), coarse above.
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every Prometheus metric of the platform, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # --- process / module health
+        self.system_module_up = Gauge(
+            "system_module_up", "1 while a module (role or runtime service) is running, else 0",
+            ["module"], registry=r,
+        )
+        self.heartbeat_timestamp = Gauge(
+            "heartbeat_timestamp_seconds", "Unix time of the last heartbeat of a role",
+            ["role"], registry=r,
+        )
+        self.config_reload_success = Counter(
+            "config_reload_success", "Configuration reloads (SIGHUP) that were applied", registry=r,
+        )
+        self.config_reload_failure = Counter(
+            "config_reload_failure", "Configuration reloads (SIGHUP) rejected; the old config stays",
+            registry=r,
+        )
+        # --- Redis
+        self.redis_connected = Gauge(
+            "redis_connected", "1 while the Redis health probe succeeds, else 0", registry=r,
+        )
+        self.redis_command_latency = Histogram(
+            "redis_command_latency_seconds", "Round-trip time of Redis commands and pipelines",
+            ["operation"], buckets=_FAST_BUCKETS, registry=r,
+        )
+        self.redis_errors = Counter(
+            "redis_errors", "Redis operations that failed", ["operation"], registry=r,
+        )
+        self.timeseries_samples_written = Counter(
+            "timeseries_samples_written", "Samples written to Redis TimeSeries", ["family"], registry=r,
+        )
+        # --- Kafka / topics
+        self.broker_connected = Gauge(
+            "broker_connected", "1 while the Kafka-API broker answers metadata requests, else 0",
+            registry=r,
+        )
+        self.broker_errors = Counter(
+            "broker_errors", "Errors talking to the Kafka-API broker", ["kind"], registry=r,
+        )
+        self.topic_produced = Counter(
+            "topic_messages_produced", "Records produced, per logical topic", ["topic"], registry=r,
+        )
+        self.topic_consumed = Counter(
+            "topic_messages_consumed", "Records consumed and decoded, per logical topic",
+            ["topic", "role"], registry=r,
+        )
+        self.topic_produce_latency = Histogram(
+            "topic_produce_latency_seconds", "Time from send() to broker acknowledgement",
+            ["topic"], buckets=_FAST_BUCKETS, registry=r,
+        )
+        self.topic_consume_lag = Histogram(
+            "topic_consume_lag_seconds", "Time from a record's ingest_time to its consumption",
+            ["topic", "role"], buckets=_FAST_BUCKETS, registry=r,
+        )
+        self.deadletter = Counter(
+            "deadletter_messages", "Records routed to the dead-letter topic",
+            ["topic", "reason"], registry=r,
+        )
+        self.agent_errors = Counter(
+            "agent_errors", "Records whose handling raised; each went to the dead-letter topic",
+            ["role", "topic"], registry=r,
+        )
+        # --- ingestion
+        self.ingest_records = Counter(
+            "ingest_records", "Records published by ingestion tasks", ["source", "kind"], registry=r,
+        )
+        self.ingest_failures = Counter(
+            "ingest_failures", "Ingestion attempts that failed", ["source", "reason"], registry=r,
+        )
+        self.ingestion_latency = Histogram(
+            "ingestion_latency_seconds",
+            "Time from a record's ingest_time to its samples being stored in Redis TimeSeries",
+            ["source"], buckets=_FAST_BUCKETS, registry=r,
+        )
+
+        # --- runtime
+        self.embedded_restarts = Counter(
+            "embedded_restarts", "Embedded servers restarted after they exited unexpectedly",
+            ["service"], registry=r,
+        )
+        self.textfile_errors = Counter(
+            "textfile_errors", "*.prom files in the textfile directory that could not be parsed",
+            ["file"], registry=r,
+        )
+
+    def exported_names(self) -> set[str]:
+        """Return every sample name this registry exposes (``_total``, ``_bucket``… included)."""
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_sum", "_count", "_created"),
+            "gauge": ("",),
+        }
+        names: set[str] = set()
+        for family in self.registry.collect():
+            names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+        return names

@@ -1,0 +1,1 @@
+"""The embedded runtime: broker and Redis Stack child processes, health probes."""

@@ -1,0 +1,41 @@
+"""Typed records for every topic (pydantic v2) and the wire codec."""
+
+from __future__ import annotations
+
+from quanticity.schemas.base import Record, Source, SymbolRecord, stable_id, utc_now
+from quanticity.schemas.market import (
+    Bar,
+    DepthLevel,
+    DepthSnapshot,
+    OptionChainSnapshot,
+    Tick,
+    UnderlyingQuote,
+)
+from quanticity.schemas.trading import (
+    AnalyticsResult,
+    DeadLetter,
+    Fill,
+    OrderEvent,
+    Signal,
+    SocialMessage,
+)
+
+__all__ = [
+    "AnalyticsResult",
+    "Bar",
+    "DeadLetter",
+    "DepthLevel",
+    "DepthSnapshot",
+    "Fill",
+    "OptionChainSnapshot",
+    "OrderEvent",
+    "Record",
+    "Signal",
+    "SocialMessage",
+    "Source",
+    "SymbolRecord",
+    "Tick",
+    "UnderlyingQuote",
+    "stable_id",
+    "utc_now",
+]

@@ -1,0 +1,1 @@
+"""Hot storage (Redis TimeSeries, metadata hashes)."""

@@ -1,0 +1,1 @@
+"""Faust tables (changelog-backed state) and the pure rules that update them."""

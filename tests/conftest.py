@@ -1,0 +1,112 @@
+"""Shared test layer: test telemetry, and one broker + Redis Stack for the integration suites.
+
+The stack comes from, in order: ``QUANTICITY_TEST_KAFKA_BOOTSTRAP`` + ``QUANTICITY_TEST_REDIS_URL``
+(servers you run), testcontainers (Redpanda + redis-stack) when a Docker engine answers, or
+the embedded binaries (Tansu, Redis Stack) on free loopback ports. Every test gets its own
+topic prefix, consumer groups and Redis key prefix, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from quanticity.observability.metrics import Metrics
+from quanticity.observability.test_telemetry import TestTelemetry
+
+ROOT = Path(__file__).resolve().parent.parent
+# Shared cache of the private OpenSSL 1.1 (downloaded once per checkout, not per test run).
+OPENSSL_DIR = ROOT / ".quanticity" / "openssl1.1"
+
+
+# --------------------------------------------------------------------------- telemetry
+class _TelemetryPlugin:
+    def __init__(self) -> None:
+        self.telemetry = TestTelemetry()
+        self.started = time.time()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            outcome = report.outcome if report.when == "call" else ("skipped" if report.skipped else "error")
+            self.telemetry.record(report.nodeid, outcome, report.duration)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        now = time.time()
+        self.telemetry.finish(now - self.started, now)
+        out = ROOT / ".quanticity" / "metrics"
+        out.mkdir(parents=True, exist_ok=True)
+        self.telemetry.write(out / "test_telemetry.prom")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_TelemetryPlugin(), "quanticity-test-telemetry")
+
+
+# --------------------------------------------------------------------------- helpers
+def free_port() -> int:
+    """An unused loopback TCP port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}-"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A broker and a Redis Stack that the integration tests talk to."""
+
+    bootstrap: str
+    redis_url: str
+    kind: str  # external | containers | embedded
+
+
+def _docker_engine() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One broker + Redis Stack for the whole session (see the module docstring)."""
+    bootstrap = os.environ.get("QUANTICITY_TEST_KAFKA_BOOTSTRAP")
+    redis_url = os.environ.get("QUANTICITY_TEST_REDIS_URL")
+    if bootstrap and redis_url:
+        yield Stack(bootstrap, redis_url, "external")
+        return
+    if _docker_engine():
+        from testcontainers.community.kafka import RedpandaContainer
+        from testcontainers.community.redis import RedisContainer
+
+        with RedpandaContainer() as redpanda, RedisContainer("redis/redis-stack-server:7.4.0-v1") as redis:
+            host = redis.get_container_host_ip()
+            port = redis.get_exposed_port(6379)
+            yield Stack(redpanda.get_bootstrap_server(), f"redis://{host}:{port}/0", "containers")
+        return
+    from quanticity.runtime.embedded import EmbeddedRuntime
+    from quanticity.settings.model import EmbeddedSettings
+
+    settings = EmbeddedSettings(kafka_port=free_port(), redis_port=free_port(),
+                                home=tmp_path_factory.mktemp("embedded"), openssl_dir=OPENSSL_DIR)
+    runtime = EmbeddedRuntime(settings, Metrics(), with_broker=True, with_redis=True)
+    asyncio.run(runtime.start(watch=False))
+    try:
+        yield Stack(runtime.bootstrap, runtime.redis_url, "embedded")
+    finally:
+        runtime.stop_processes()

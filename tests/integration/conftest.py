@@ -1,0 +1,60 @@
+"""Integration fixtures: settings bound to the session stack with a private namespace."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from quanticity.app.platform import Platform
+from quanticity.app.roles import role
+from quanticity.observability.metrics import Metrics
+from quanticity.settings import Settings, SettingsHolder
+from tests.conftest import OPENSSL_DIR, Stack, unique
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def make_settings(stack: Stack, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for the session stack with a fresh topic/group/key prefix per call."""
+
+    def build(**overrides: object) -> Settings:
+        prefix = unique()
+        base: dict[str, object] = {
+            "kafka": {"bootstrap": stack.bootstrap, "topic_prefix": prefix,
+                      "profile": "production" if stack.kind == "containers" else "dev"},
+            "redis": {"url": stack.redis_url, "key_prefix": prefix},
+            "embedded": {"home": tmp_path / "home", "openssl_dir": OPENSSL_DIR},
+            "observability": {"metrics_port": 0, "textfile_dir": tmp_path / "textfiles"},
+            "demo": {"interval_s": 0.2, "symbols": ["SPY", "QQQ"]},
+            "heartbeat": {"interval_s": 0.5},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}  # type: ignore[dict-item]
+            else:
+                base[key] = value
+        return Settings(_env_file=None, **base)  # type: ignore[arg-type]
+
+    return build
+
+
+@pytest.fixture
+async def platform_factory() -> AsyncIterator[Callable[..., Platform]]:
+    """Builds (not starts) platforms and stops every one of them after the test."""
+    made: list[Platform] = []
+
+    def build(settings: Settings, roles: list[str]) -> Platform:
+        metrics = Metrics()
+        platform = Platform(SettingsHolder(settings, lambda: settings, metrics), metrics,
+                            [role(r) for r in roles], banner=io.StringIO())
+        made.append(platform)
+        return platform
+
+    yield build
+    for platform in made:
+        if not platform.stopped.is_set():
+            await platform.stop()
