@@ -9,7 +9,7 @@ import faust
 from quanticity.agents import heartbeat
 from quanticity.app.context import RoleContext
 from quanticity.app.roles import RoleSpec
-from quanticity.topology.broker_profile import faust_app_options
+from quanticity.topology.broker_profile import faust_app_options, faust_broker_url
 
 
 def app_id(ctx: RoleContext, role: RoleSpec) -> str:
@@ -32,7 +32,7 @@ def build_app(role: RoleSpec, ctx: RoleContext) -> Any:
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id(ctx, role),
-        broker=f"kafka://{ctx.bootstrap}",
+        broker=faust_broker_url(settings.kafka, ctx.bootstrap),
         store="memory://",
         datadir=str(datadir),
         web_enabled=False,

@@ -4,7 +4,9 @@
   1. one record per produce batch — Tansu's ListOffsets(latest) is off by one after a
      multi-record batch, which silently drops table changelog updates on recovery;
   2. no idempotent producer / exactly-once — Tansu rejects aiokafka's InitProducerId;
-  3. short sessions — a Tansu JoinGroup waits session_timeout/2.
+  3. short sessions — a Tansu JoinGroup waits session_timeout/2;
+  4. short fetch waits — Tansu does not wake a waiting Fetch on new data, so the worker
+     consumer uses the ``tansu://`` transport (``tansu_transport.py``).
 ``production`` (Redpanda, Kafka): the library defaults, larger batches, longer sessions.
 """
 
@@ -13,6 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from quanticity.settings.model import KafkaSettings
+
+
+def faust_broker_url(kafka: KafkaSettings, bootstrap: str) -> str:
+    """The Faust broker URL: ``tansu://`` (short fetch waits) in dev, ``kafka://`` otherwise."""
+    scheme = "tansu" if kafka.profile == "dev" else "kafka"
+    return ";".join(f"{scheme}://{server.strip()}" for server in bootstrap.split(","))
 
 
 def faust_app_options(kafka: KafkaSettings) -> dict[str, Any]:
