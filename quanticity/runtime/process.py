@@ -27,6 +27,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
 def check_port_free(service: str, port: int, setting: str, host: str = "127.0.0.1") -> None:
     """Raise ``PortInUseError`` when ``host:port`` cannot be bound."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR, as the servers themselves use: connections of a killed server still in
+        # TIME_WAIT do not block a restart; only a live listener makes the bind fail.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
