@@ -144,10 +144,12 @@ class Platform:
     def _print_banner(self, bootstrap: str, redis_url: str) -> None:
         s = self.settings
         embedded = self.runtime.pids() if self.runtime else {}
+        broker_note = f"  (embedded Tansu, pid {embedded['broker']})" if "broker" in embedded else ""
+        redis_note = f"  (embedded Redis Stack, pid {embedded['redis']})" if "redis" in embedded else ""
         lines = [
             f"Quanticity is up (mode {s.mode}, run {s.run_id}); roles: {', '.join(r.name for r in self.roles)}",
-            f"  broker   {bootstrap}" + (f"  (embedded Tansu, pid {embedded['broker']})" if "broker" in embedded else ""),
-            f"  redis    {redis_url}" + (f"  (embedded Redis Stack, pid {embedded['redis']})" if "redis" in embedded else ""),
+            f"  broker   {bootstrap}{broker_note}",
+            f"  redis    {redis_url}{redis_note}",
             f"  metrics  {self.server.url if self.server else 'disabled'}",
             f"  logs     {s.embedded.home.resolve() / 'logs'} (servers); this process logs to stderr",
             "  Ctrl-C stops everything; `quanticity topics` lists the topics.",

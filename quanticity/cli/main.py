@@ -115,7 +115,8 @@ def topics(ctx: click.Context, include_internal: bool) -> None:
     for info in infos:
         ends = ",".join(f"{p}:{o}" for p, o in sorted(info.end_offsets.items()))
         lag = "  ".join(f"{g}={n}" for g, n in sorted(info.group_lag.items()))
-        click.echo(f"{info.name:<40} {info.partitions:>5} {info.messages:>10}  [{ends}]" + (f"  lag {lag}" if lag else ""))
+        lag_note = f"  lag {lag}" if lag else ""
+        click.echo(f"{info.name:<40} {info.partitions:>5} {info.messages:>10}  [{ends}]{lag_note}")
     declared = {spec.name for spec in registry}
     missing = declared - {i.logical for i in infos if i.logical}
     if missing:

@@ -62,7 +62,7 @@ def debian_mirror(sources: tuple[Path, ...] = _SOURCES) -> str | None:
         uris += re.findall(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+\S+", text, flags=re.MULTILINE)
         for uri in uris:
             if "security" not in uri and uri.rstrip("/").endswith("/debian"):
-                return uri.rstrip("/")
+                return str(uri).rstrip("/")
     return None
 
 

@@ -47,7 +47,7 @@ class UndecodedPayload:
     error: str
 
 
-class RecordCodec(codecs.Codec):  # type: ignore[misc] - faust's Codec is untyped
+class RecordCodec(codecs.Codec):
     """Faust codec: ``dumps`` any record or mapping, ``loads`` JSON or an ``UndecodedPayload``."""
 
     def _dumps(self, obj: Any) -> bytes:

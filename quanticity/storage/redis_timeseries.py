@@ -105,7 +105,7 @@ class TimeSeriesWriter:
         packed = encode_madd(batch)
         started = time.perf_counter()
         pool = self.redis.connection_pool
-        conn = await pool.get_connection()
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         try:
             await conn.send_packed_command(packed, check_health=False)
             reply = await conn.read_response(disable_decoding=True)
