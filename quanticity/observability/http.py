@@ -41,6 +41,8 @@ class TextfileCollector(Collector):
                 log.warning("textfile_unreadable", file=str(path), error=str(exc))
                 continue
             yield from families
+        # After the files, so a scrape reports the bad file it just met, not one scrape late.
+        yield from self._metrics.textfile_errors.collect()
 
 
 class MetricsServer:
@@ -53,6 +55,7 @@ class MetricsServer:
         self._server: Any = None
         self._thread: Any = None
         if textfile_dir is not None:
+            metrics.registry.unregister(metrics.textfile_errors)  # served by the collector instead
             metrics.registry.register(TextfileCollector(textfile_dir, metrics))
 
     def start(self) -> None:

@@ -17,7 +17,13 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from quanticity.errors import ConfigError
 from quanticity.settings.model import ENV_PREFIX, ENV_SHORTHANDS, Settings, ShorthandEnvSource
@@ -61,9 +67,12 @@ def read_yaml_layers(config_dir: Path) -> list[tuple[str, dict[str, Any]]]:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
+            # Only the problem and its position: PyYAML's full message quotes the offending
+            # line, which in credentials.yaml is a secret.
             mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark is not None else "(unknown position)"
-            raise ConfigError([(str(path), where, f"not valid YAML: {exc}")]) from exc
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(unknown position)"
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError([(str(path), where, f"not valid YAML: {problem}")]) from None
         except OSError as exc:
             raise ConfigError([(str(path), "(file)", f"cannot read: {exc.strerror}")]) from exc
         if data is None:
@@ -98,11 +107,53 @@ def _redact(loc: tuple[str, ...], value: Any) -> str:
     return text
 
 
-def _env_name(path: tuple[str, ...]) -> str:
-    for name, target in ENV_SHORTHANDS.items():
-        if target == path:
-            return name
+def _env_name(path: tuple[str, ...], shorthand: bool) -> str:
+    if shorthand:
+        for name, target in ENV_SHORTHANDS.items():
+            if target == path:
+                return name
     return ENV_PREFIX + "__".join(part.upper() for part in path)
+
+
+class _DotEnvSource(DotEnvSettingsSource):
+    """``.env`` with the documented shorthands, ignoring variables that are not ours.
+
+    The same ``.env`` feeds docker compose (TWS_USERID, GRAFANA_…), so foreign names are
+    skipped; a misspelt ``QUANTICITY_…`` name is still rejected.
+    """
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        fields = set(self.settings_cls.model_fields)
+        kept: dict[str, Any] = {}
+        shorthands = {name.lower(): target for name, target in ENV_SHORTHANDS.items()}
+        for key, value in data.items():
+            if key in shorthands:
+                continue
+            if key in fields or key.startswith(ENV_PREFIX.lower()):
+                kept[key] = value
+        for name, (section, field) in shorthands.items():
+            value = self.env_vars.get(name)
+            if value is not None:
+                section_values = kept.setdefault(section, {})
+                if isinstance(section_values, dict):
+                    section_values.setdefault(field, value)  # the nested form wins over the shorthand
+        return kept
+
+
+def _unknown_env_names(settings_cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
+    """``QUANTICITY_*`` variables that name no top-level setting (pydantic would ignore them)."""
+    fields = set(settings_cls.model_fields)
+    shorthands = {name.lower() for name in ENV_SHORTHANDS}
+    problems = []
+    for name in EnvSettingsSource(settings_cls).env_vars:
+        if not name.startswith(ENV_PREFIX.lower()) or name in shorthands:
+            continue
+        top = name[len(ENV_PREFIX):].split("__", 1)[0]
+        if top not in fields:
+            problems.append(("environment", name.upper(),
+                             "unknown setting (check the spelling and the section it is in)"))
+    return problems
 
 
 def load_settings(config_dir: Path | None = None, *, env_file: Path | str | None = ".env",
@@ -139,17 +190,22 @@ def load_settings(config_dir: Path | None = None, *, env_file: Path | str | None
             ordered: list[tuple[str, PydanticBaseSettingsSource]] = [
                 ("arguments", init_settings),
                 ("environment", env_settings),
-                ("environment", ShorthandEnvSource(settings_cls)),
-                (str(env_file) if env_file else ".env", dotenv_settings),
+                ("shorthand", ShorthandEnvSource(settings_cls)),
+                (str(env_file) if env_file else ".env",
+                 _DotEnvSource(settings_cls, env_file=env_file) if env_file else dotenv_settings),
                 *((source.name, source) for source in yaml_sources),
             ]
             seen_sources[:] = ordered
             return tuple(source for _, source in ordered)
 
+    unknown = _unknown_env_names(Settings)
     try:
-        return _LayeredSettings(**overrides)
+        settings = _LayeredSettings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, seen_sources)) from None
+        raise ConfigError(unknown + _describe(exc, seen_sources)) from None
+    if unknown:
+        raise ConfigError(unknown)
+    return settings
 
 
 def _describe(exc: ValidationError,
@@ -173,8 +229,9 @@ def _describe(exc: ValidationError,
             if loc[:depth] in claimed:
                 origin = claimed[loc[:depth]]
                 break
-        if origin == "environment":
-            key_label = f"{_env_name(loc)} ({'.'.join(loc)})"
+        if origin in ("environment", "shorthand"):
+            key_label = f"{_env_name(loc, origin == 'shorthand')} ({'.'.join(loc)})"
+            origin = "environment"
         problem = error["msg"]
         if error["type"] == "extra_forbidden":
             problem = "unknown setting (check the spelling and the section it is in)"

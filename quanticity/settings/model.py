@@ -51,8 +51,9 @@ class KafkaSettings(_Section):
         for part in value.split(","):
             host, sep, port = part.strip().removeprefix("kafka://").rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"expected host:port[,host:port…], got {value!r}")
-        return value
+                raise ValueError("expected host:port[,host:port…]")
+        # normalised to plain host:port: clients and the Faust URL add their own scheme
+        return ",".join(part.strip().removeprefix("kafka://") for part in value.split(","))
 
 
 class RedisSettings(_Section):
@@ -70,7 +71,7 @@ class RedisSettings(_Section):
         if value is None or value == "":
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
         return value
 
 

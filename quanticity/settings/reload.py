@@ -49,7 +49,7 @@ class SettingsHolder:
             return False
         old, self.current = self.current, fresh
         self._metrics.config_reload_success.inc()
-        changed = sorted(k for k in fresh.model_fields if getattr(old, k) != getattr(fresh, k))
+        changed = sorted(k for k in type(fresh).model_fields if getattr(old, k) != getattr(fresh, k))
         log.info("config_reloaded", changed_sections=changed)
         for listener in self._listeners:
             listener(old, fresh)

@@ -1,0 +1,143 @@
+"""Tests of quanticity.schemas.market: quotes, chains, ticks, bars and depth validate."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from quanticity.schemas import Bar, DepthLevel, DepthSnapshot, OptionChainSnapshot, Tick, UnderlyingQuote
+
+from .samples import chain_columns, envelope
+
+_CHAIN_COLUMNS = ("right", "bid", "ask", "last", "volume", "open_interest", "implied_vol",
+                  "delta", "gamma", "theta", "vega", "rho")
+
+
+def _quote(**prices: Any) -> UnderlyingQuote:
+    return UnderlyingQuote(symbol="SPY", **prices, **envelope())
+
+
+def test_quote_with_bid_and_ask_has_a_mid() -> None:
+    """A valid quote keeps its prices and computes the midpoint."""
+    quote = _quote(bid=100.0, ask=100.5, last=100.2)
+
+    assert (quote.bid, quote.ask, quote.last) == (100.0, 100.5, 100.2)
+    assert quote.mid == 100.25
+
+
+@pytest.mark.parametrize("prices", [{"bid": 1.0}, {"ask": 1.0}, {"last": 1.0}])
+def test_one_sided_quote_is_valid_without_mid(prices: dict[str, float]) -> None:
+    """A quote needs only one of bid, ask, last; without both sides it has no mid."""
+    assert _quote(**prices).mid is None
+
+
+def test_locked_quote_is_valid() -> None:
+    """bid == ask (a locked market) is allowed."""
+    assert _quote(bid=10.0, ask=10.0).mid == 10.0
+
+
+def test_crossed_quote_is_rejected() -> None:
+    """bid > ask is refused with a 'crossed quote' message."""
+    with pytest.raises(ValidationError, match="crossed quote"):
+        _quote(bid=100.5, ask=100.0)
+
+
+def test_quote_without_any_price_is_rejected() -> None:
+    """Sizes and volume alone do not make a quote."""
+    with pytest.raises(ValidationError, match="at least one of bid, ask, last"):
+        _quote(bid_size=100.0, volume=10.0)
+
+
+@pytest.mark.parametrize("field", ["bid", "ask", "last", "bid_size", "ask_size", "volume"])
+def test_negative_quote_fields_are_rejected(field: str) -> None:
+    """Prices, sizes and volume cannot be negative."""
+    with pytest.raises(ValidationError, match=field):
+        _quote(**{"last": 1.0, field: -0.01})
+
+
+def test_chain_with_equal_columns_is_valid() -> None:
+    """A chain whose columns all have one row per strike validates, None values included."""
+    chain = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(5), **envelope())
+
+    assert len(chain.strike) == 5
+    assert chain.right == ["C", "P", "C", "P", "C"]
+    assert chain.bid[0] is None
+
+
+def test_empty_chain_is_valid() -> None:
+    """A chain with zero contracts (all columns empty) is consistent."""
+    chain = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(0), **envelope())
+
+    assert chain.strike == []
+
+
+@pytest.mark.parametrize("column", _CHAIN_COLUMNS)
+def test_chain_column_of_unequal_length_is_rejected(column: str) -> None:
+    """Any column shorter than strike is refused, naming the column."""
+    columns = chain_columns(3)
+    columns[column] = columns[column][:2]
+
+    with pytest.raises(ValidationError, match=f"column {column} has 2 rows"):
+        OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **columns, **envelope())
+
+
+def test_chain_right_must_be_c_or_p() -> None:
+    """Rights other than C and P are refused."""
+    columns = chain_columns(2)
+    columns["right"] = ["C", "X"]
+    with pytest.raises(ValidationError, match="right"):
+        OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **columns, **envelope())
+
+
+def test_tick_kind_is_trade_or_bid_ask() -> None:
+    """A tick is a trade or a bid/ask change, nothing else."""
+    assert Tick(symbol="SPY", kind="bid_ask", bid=1.0, ask=1.1, **envelope()).kind == "bid_ask"
+    with pytest.raises(ValidationError, match="kind"):
+        Tick(symbol="SPY", kind="quote", price=1.0, **envelope())
+
+
+def _bar(**ohlc: float) -> Bar:
+    values = {"open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, **ohlc}
+    return Bar(symbol="SPY", interval_s=60, volume=100.0, **values, **envelope())
+
+
+def test_valid_bar_and_flat_bar() -> None:
+    """A bar inside its range validates, including one where all four prices are equal."""
+    assert _bar().high == 11.0
+    assert _bar(open=5.0, high=5.0, low=5.0, close=5.0).low == 5.0
+
+
+@pytest.mark.parametrize("ohlc", [
+    {"low": 12.0},                 # low > high
+    {"open": 11.5},                # open above high
+    {"close": 8.0},                # close below low
+    {"high": 9.5, "low": 9.0},     # high below open and close
+])
+def test_bar_outside_its_range_is_rejected(ohlc: dict[str, float]) -> None:
+    """low <= open, close <= high must hold."""
+    with pytest.raises(ValidationError, match="low <= open, close <= high"):
+        _bar(**ohlc)
+
+
+def test_bar_interval_must_be_positive() -> None:
+    """interval_s of 0 is refused."""
+    with pytest.raises(ValidationError, match="interval_s"):
+        Bar(symbol="SPY", interval_s=0, open=1.0, high=1.0, low=1.0, close=1.0, volume=0.0, **envelope())
+
+
+def test_depth_snapshot_limits_levels() -> None:
+    """Up to 50 levels per side are accepted; 51 are refused."""
+    levels = [DepthLevel(price=100.0 - i / 100, size=1.0) for i in range(51)]
+
+    assert len(DepthSnapshot(symbol="SPY", venue="ARCA", bids=levels[:50], asks=[], **envelope()).bids) == 50
+    with pytest.raises(ValidationError, match="bids"):
+        DepthSnapshot(symbol="SPY", venue="ARCA", bids=levels, asks=[], **envelope())
+
+
+def test_depth_level_rejects_negative_size() -> None:
+    """A depth level's size cannot be negative."""
+    with pytest.raises(ValidationError, match="size"):
+        DepthLevel(price=1.0, size=-1.0)
