@@ -14,6 +14,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gauge": ("",),
+}
+
+
+def sample_names(registry: CollectorRegistry) -> set[str]:
+    """Every sample name a registry can expose, including families with no samples yet."""
+    names: set[str] = set()
+    for family in registry.collect():
+        names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
+    return names
+
+
 class Metrics:
     """Every Prometheus metric of the platform, registered on ``registry``."""
 
@@ -106,12 +121,4 @@ class Metrics:
 
     def exported_names(self) -> set[str]:
         """Return every sample name this registry exposes (``_total``, ``_bucket``… included)."""
-        suffixes = {
-            "counter": ("_total", "_created"),
-            "histogram": ("_bucket", "_sum", "_count", "_created"),
-            "gauge": ("",),
-        }
-        names: set[str] = set()
-        for family in self.registry.collect():
-            names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
-        return names
+        return sample_names(self.registry)

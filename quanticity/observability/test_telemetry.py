@@ -18,6 +18,8 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
 
+from quanticity.observability.metrics import sample_names
+
 OUTCOMES: Final[tuple[str, ...]] = ("passed", "failed", "skipped", "error")
 """Outcomes a test case can have; ``error`` is a failure in setup or teardown."""
 
@@ -136,12 +138,4 @@ class TestTelemetry:
 
     def exported_names(self) -> set[str]:
         """Return every sample name the written file can contain (``_total``, ``_bucket``…)."""
-        suffixes = {
-            "counter": ("_total", "_created"),
-            "histogram": ("_bucket", "_sum", "_count", "_created"),
-            "gauge": ("",),
-        }
-        names: set[str] = set()
-        for family in self.registry.collect():
-            names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
-        return names
+        return sample_names(self.registry)
