@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,15 @@ def _latency_buckets(samples: dict[tuple[str, tuple[tuple[str, str], ...]], floa
             if name == "ingestion_latency_seconds_bucket" and dict(labels).get("source") == "sim"}
 
 
+def _wait_metric(port: int, name: str, value: float, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _scrape(port).get((name, ())) == value:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never reached {value}")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -62,8 +72,10 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, s
            "QUANTICITY_DEMO__INTERVAL_S": "0.2"}
     for name in ("QUANTICITY_KAFKA_BOOTSTRAP", "QUANTICITY_REDIS_URL"):
         env.pop(name, None)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
     stdout = (tmp_path / "stdout.txt").open("w")
-    proc = subprocess.Popen([*CLI, "--env-file", str(tmp_path / "no.env"), "up"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([*CLI, "--config-dir", str(tmp_path / "config"), "--env-file", str(tmp_path / "no.env"),
+                             "up"], cwd=ROOT, env=env,
                             stdout=stdout, stderr=(tmp_path / "stderr.txt").open("w"), text=True)
     try:
         yield proc, env, metrics_port, redis_port, tmp_path
@@ -115,6 +127,17 @@ def test_make_run_stack_stores_quotes_fast_and_stops_cleanly(
     assert topics.returncode == 0, topics.stderr
     listed = {line.split()[0] for line in topics.stdout.splitlines()[1:] if line.strip()}
     assert listed >= {"quotes", "ticks", "depth", "analytics", "signals", "orders", "fills", "social", "deadletter"}
+
+    # SIGHUP: a bad file is rejected (old config kept), a good one is applied
+    module = tmp_path / "config" / "modules" / "runtime.yaml"
+    good = module.read_text()
+    module.write_text(good + "\nheartbeat:\n  interval_s: -5\n")
+    proc.send_signal(signal.SIGHUP)
+    _wait_metric(metrics_port, "config_reload_failure_total", 1)
+    module.write_text(good)
+    proc.send_signal(signal.SIGHUP)
+    _wait_metric(metrics_port, "config_reload_success_total", 1)
+    assert proc.poll() is None
 
     banner = (tmp_path / "stdout.txt").read_text()
     child_pids = [int(p) for p in re.findall(r"pid (\d+)\)", banner)]
