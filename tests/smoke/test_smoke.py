@@ -114,7 +114,7 @@ def test_make_run_stack_stores_quotes_fast_and_stops_cleanly(
     assert stored >= 10, f"only {stored} quotes stored in 5 s"
     assert under_100ms / stored >= 0.99, f"{under_100ms} of {stored} stored quotes under 100 ms"
 
-    client = redis.Redis(port=redis_port)
+    client = redis.Redis(host="127.0.0.1", port=redis_port)
     try:
         rows = client.execute_command("TS.RANGE", "underlyings:SPY:mid", "-", "+")
         assert len(rows) >= 10
