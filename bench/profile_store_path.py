@@ -47,9 +47,11 @@ def main(n: int = 20_000) -> None:
     t0 = time.perf_counter()
     store_path(payloads)
     t_store = time.perf_counter() - t0
-    print(f"{len(payloads)} quotes: store path {t_store / len(payloads) * 1e6:.1f} µs/quote "
-          f"({len(payloads) / t_store:,.0f} quotes/s); reference loop {t_ref / len(payloads) * 1e6:.2f} µs/quote; "
-          f"ratio {t_store / t_ref:,.0f}x")
+    print(
+        f"{len(payloads)} quotes: store path {t_store / len(payloads) * 1e6:.1f} µs/quote "
+        f"({len(payloads) / t_store:,.0f} quotes/s); reference loop {t_ref / len(payloads) * 1e6:.2f} µs/quote; "
+        f"ratio {t_store / t_ref:,.0f}x"
+    )
     profiler = cProfile.Profile()
     profiler.enable()
     store_path(payloads)

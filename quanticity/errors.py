@@ -56,8 +56,9 @@ class ConfigError(QuanticityError):
 class RuntimeStartError(QuanticityError):
     """An embedded server (broker, Redis) could not be started or did not become healthy."""
 
-    def __init__(self, service: str, reason: str, *, log_file: Path | None = None,
-                 operator_action: str | None = None) -> None:
+    def __init__(
+        self, service: str, reason: str, *, log_file: Path | None = None, operator_action: str | None = None
+    ) -> None:
         self.service = service
         self.reason = reason
         self.log_file = log_file
@@ -71,7 +72,8 @@ class PortInUseError(RuntimeStartError):
     def __init__(self, service: str, port: int, setting: str, host: str = "127.0.0.1") -> None:
         self.port = port
         super().__init__(
-            service, f"{host}:{port} is already in use",
+            service,
+            f"{host}:{port} is already in use",
             operator_action=f"stop what listens on port {port} or choose another port with {setting}",
         )
 

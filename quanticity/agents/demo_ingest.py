@@ -40,7 +40,8 @@ def install(app: Any, ctx: RoleContext, role: str) -> None:
             if isinstance(result, KafkaError | OSError | asyncio.TimeoutError):
                 ctx.metrics.ingest_failures.labels(source="sim", reason="broker").inc()
                 ctx.metrics.broker_errors.labels(kind="produce").inc()
-                log.error("demo_quote_not_published", symbol=quote.symbol, error=repr(result),
-                          correlation_id=quote.record_id)
+                log.error(
+                    "demo_quote_not_published", symbol=quote.symbol, error=repr(result), correlation_id=quote.record_id
+                )
             elif isinstance(result, BaseException):
                 raise result

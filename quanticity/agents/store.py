@@ -28,8 +28,9 @@ _RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _STALE_AFTER = timedelta(seconds=30)
 
 
-async def store_with_retry(store: UnderlyingQuoteStore, quote: UnderlyingQuote, freshness: str,
-                           ctx: RoleContext, *, update_meta: bool = True) -> None:
+async def store_with_retry(
+    store: UnderlyingQuoteStore, quote: UnderlyingQuote, freshness: str, ctx: RoleContext, *, update_meta: bool = True
+) -> None:
     """Write ``quote``; on a Redis failure log, count, wait and try again until it works."""
     attempt = 0
     while True:
@@ -39,8 +40,14 @@ async def store_with_retry(store: UnderlyingQuoteStore, quote: UnderlyingQuote, 
         except RedisError as exc:
             delay = _RETRY_BACKOFF_S[min(attempt, len(_RETRY_BACKOFF_S) - 1)]
             ctx.metrics.redis_errors.labels(operation="store_quote").inc()
-            log.error("store_failed_retrying", symbol=quote.symbol, attempt=attempt + 1,
-                      retry_in_s=delay, error=str(exc), correlation_id=quote.record_id)
+            log.error(
+                "store_failed_retrying",
+                symbol=quote.symbol,
+                attempt=attempt + 1,
+                retry_in_s=delay,
+                error=str(exc),
+                correlation_id=quote.record_id,
+            )
             attempt += 1
             await asyncio.sleep(delay)
 
@@ -76,7 +83,8 @@ def install(app: Any, ctx: RoleContext, role: str) -> None:
         fresh = latest_quotes.freshness(record, now, _STALE_AFTER)
         await store_with_retry(quote_store(), record, fresh, ctx, update_meta=decision == "store")
         ctx.metrics.ingestion_latency.labels(source=record.source).observe(
-            max(time.time() - record.ingest_time.timestamp(), 0.0))
+            max(time.time() - record.ingest_time.timestamp(), 0.0)
+        )
         if decision == "store":
             table[record.symbol] = latest_quotes.table_value(record)
 

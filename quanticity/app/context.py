@@ -39,8 +39,11 @@ class RoleContext:
             cfg = self.settings.current.redis
             password = cfg.password.get_secret_value() if cfg.password else None
             self._redis = Redis.from_url(
-                self.redis_url, password=password, socket_timeout=cfg.socket_timeout_s,
-                socket_connect_timeout=cfg.socket_timeout_s, health_check_interval=10,
+                self.redis_url,
+                password=password,
+                socket_timeout=cfg.socket_timeout_s,
+                socket_connect_timeout=cfg.socket_timeout_s,
+                health_check_interval=10,
             )
         return self._redis
 
@@ -54,7 +57,10 @@ class RoleContext:
         """The Faust topic for logical topic ``name``, with its registry settings."""
         spec = self.registry.spec(name)
         return app.topic(
-            self.registry.broker_name(name), key_serializer="raw", value_serializer=CODEC_NAME,
-            partitions=self.registry.partitions(name), retention=spec.retention_ms / 1000.0,
+            self.registry.broker_name(name),
+            key_serializer="raw",
+            value_serializer=CODEC_NAME,
+            partitions=self.registry.partitions(name),
+            retention=spec.retention_ms / 1000.0,
             compacting=spec.cleanup_policy == "compact",
         )

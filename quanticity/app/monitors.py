@@ -26,8 +26,9 @@ class ConnectionMonitor:
         interval_s: time between probes.
     """
 
-    def __init__(self, name: str, probe: Callable[[], Awaitable[bool]],
-                 on_change: Callable[[bool], None], interval_s: float) -> None:
+    def __init__(
+        self, name: str, probe: Callable[[], Awaitable[bool]], on_change: Callable[[bool], None], interval_s: float
+    ) -> None:
         self.name = name
         self.probe = probe
         self.on_change = on_change
@@ -42,8 +43,11 @@ class ConnectionMonitor:
             if ok:
                 log.info("connection_up", server=self.name)
             else:
-                log.error("connection_lost", server=self.name,
-                          action=f"the platform retries; check the {self.name} process and its log")
+                log.error(
+                    "connection_lost",
+                    server=self.name,
+                    action=f"the platform retries; check the {self.name} process and its log",
+                )
             self.state = ok
             self.on_change(ok)
         return ok
@@ -70,8 +74,7 @@ def redis_monitor(redis: Redis, metrics: Metrics, interval_s: float, timeout_s: 
         try:
             started = asyncio.get_running_loop().time()
             ok = bool(await asyncio.wait_for(redis.ping(), timeout_s))
-            metrics.redis_command_latency.labels(operation="ping").observe(
-                asyncio.get_running_loop().time() - started)
+            metrics.redis_command_latency.labels(operation="ping").observe(asyncio.get_running_loop().time() - started)
             return ok
         except (RedisError, OSError, TimeoutError):
             return False
@@ -92,5 +95,6 @@ def broker_monitor(bootstrap: str, metrics: Metrics, interval_s: float) -> Conne
         if not ok:
             metrics.broker_errors.labels(kind="unreachable").inc()
 
-    return ConnectionMonitor("broker", lambda: broker_answers(bootstrap, timeout_s=min(interval_s, 2.0)),
-                             changed, interval_s)
+    return ConnectionMonitor(
+        "broker", lambda: broker_answers(bootstrap, timeout_s=min(interval_s, 2.0)), changed, interval_s
+    )

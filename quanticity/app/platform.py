@@ -79,8 +79,13 @@ class Platform:
         self.metrics.broker_connected.set(0)
         bootstrap, redis_url = s.kafka.bootstrap, s.redis.url
         if bootstrap is None or redis_url is None:
-            self.runtime = EmbeddedRuntime(s.embedded, self.metrics, with_broker=bootstrap is None,
-                                           with_redis=redis_url is None, on_restart=self._on_embedded_restart)
+            self.runtime = EmbeddedRuntime(
+                s.embedded,
+                self.metrics,
+                with_broker=bootstrap is None,
+                with_redis=redis_url is None,
+                on_restart=self._on_embedded_restart,
+            )
             await self.runtime.start()
             bootstrap = bootstrap or self.runtime.bootstrap
             redis_url = redis_url or self.runtime.redis_url

@@ -35,8 +35,12 @@ class RoleSpec:
 # its group before the demo publishes.
 ROLES: tuple[RoleSpec, ...] = (
     RoleSpec("store", "quotes → Redis TimeSeries and metadata hashes", store.install),
-    RoleSpec("ingest-demo", "synthetic underlying quotes → quotes (sim mode, demo.enabled)",
-             demo_ingest.install, lambda s: s.mode == "sim" and s.demo.enabled),
+    RoleSpec(
+        "ingest-demo",
+        "synthetic underlying quotes → quotes (sim mode, demo.enabled)",
+        demo_ingest.install,
+        lambda s: s.mode == "sim" and s.demo.enabled,
+    ),
 )
 
 

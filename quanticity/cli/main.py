@@ -51,8 +51,13 @@ def _bootstrap(settings: Settings) -> str:
 
 
 @click.group()
-@click.option("--config-dir", type=click.Path(path_type=Path), default=Path("config"), show_default=True,
-              help="directory with system.yaml and modules/")
+@click.option(
+    "--config-dir",
+    type=click.Path(path_type=Path),
+    default=Path("config"),
+    show_default=True,
+    help="directory with system.yaml and modules/",
+)
 @click.option("--env-file", type=click.Path(path_type=Path), default=Path(".env"), show_default=True)
 @click.pass_context
 def cli(ctx: click.Context, config_dir: Path, env_file: Path) -> None:
@@ -109,8 +114,14 @@ def topics(ctx: click.Context, include_internal: bool) -> None:
 
     settings = _settings(ctx)
     registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
-    infos = _run(describe_topics(_bootstrap(settings), registry, include_internal=include_internal,
-                                 timeout_s=settings.kafka.request_timeout_s))
+    infos = _run(
+        describe_topics(
+            _bootstrap(settings),
+            registry,
+            include_internal=include_internal,
+            timeout_s=settings.kafka.request_timeout_s,
+        )
+    )
     click.echo(f"{'TOPIC':<40} {'PARTS':>5} {'MESSAGES':>10}  END OFFSETS / GROUP LAG")
     for info in infos:
         ends = ",".join(f"{p}:{o}" for p, o in sorted(info.end_offsets.items()))
@@ -146,8 +157,17 @@ def tail(ctx: click.Context, topic: str, from_beginning: bool, limit: int | None
     def emit(line: dict[str, Any]) -> None:
         click.echo(orjson.dumps(line, default=str).decode())
 
-    _run(tail_topic(_bootstrap(settings), registry, topic, emit, from_beginning=from_beginning,
-                    limit=limit, idle_timeout_s=timeout_s))
+    _run(
+        tail_topic(
+            _bootstrap(settings),
+            registry,
+            topic,
+            emit,
+            from_beginning=from_beginning,
+            limit=limit,
+            idle_timeout_s=timeout_s,
+        )
+    )
 
 
 @cli.group()

@@ -48,11 +48,21 @@ class DemoQuoteGenerator:
             self._prices[symbol] = price
             half_spread = max(round(price * 0.00002, 2), 0.01)
             bid, ask = round(price - half_spread, 2), round(price + half_spread, 2)
-            quotes.append(UnderlyingQuote(
-                symbol=symbol, bid=bid, ask=ask, last=round(price, 2),
-                bid_size=float(self._rng.randint(1, 50) * 100), ask_size=float(self._rng.randint(1, 50) * 100),
-                volume=float(self._rng.randint(100, 5000)),
-                record_id=stable_id(self.run_id, symbol, self._sequence),
-                event_time=now, ingest_time=now, source="sim", run_id=self.run_id, mode=self.mode,
-            ))
+            quotes.append(
+                UnderlyingQuote(
+                    symbol=symbol,
+                    bid=bid,
+                    ask=ask,
+                    last=round(price, 2),
+                    bid_size=float(self._rng.randint(1, 50) * 100),
+                    ask_size=float(self._rng.randint(1, 50) * 100),
+                    volume=float(self._rng.randint(100, 5000)),
+                    record_id=stable_id(self.run_id, symbol, self._sequence),
+                    event_time=now,
+                    ingest_time=now,
+                    source="sim",
+                    run_id=self.run_id,
+                    mode=self.mode,
+                )
+            )
         return quotes

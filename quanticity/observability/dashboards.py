@@ -75,11 +75,34 @@ REDIS_EXPORTER_METRICS: Final[frozenset[str]] = frozenset(
 # metric. Function names need no list: an identifier followed by "(" is always a call.
 _NOT_METRICS: Final = frozenset(
     {
-        "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-        "bottomk", "topk", "quantile", "limitk", "limit_ratio",
-        "by", "without", "on", "ignoring", "group_left", "group_right",
-        "and", "or", "unless", "atan2", "bool", "offset",
-        "inf", "nan",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+        "atan2",
+        "bool",
+        "offset",
+        "inf",
+        "nan",
     }
 )
 # Keywords followed by a parenthesised list of label names (not expressions).
@@ -246,7 +269,11 @@ def _targets(queries: Sequence[tuple[str, str]]) -> list[Any]:
     return [
         # intervalFactor 1: grafanalib's default of 2 would halve the query resolution.
         Target(
-            expr=expr, legendFormat=legend, refId=chr(ord("A") + n), datasource=DATASOURCE, intervalFactor=1,
+            expr=expr,
+            legendFormat=legend,
+            refId=chr(ord("A") + n),
+            datasource=DATASOURCE,
+            intervalFactor=1,
         )
         for n, (expr, legend) in enumerate(queries)
     ]
@@ -357,27 +384,41 @@ def system_overview() -> dict[str, Any]:
     panels: list[Any] = [
         layout.row("Liveness"),
         _stat(
-            layout, "Modules", [("system_module_up", "{{module}}")],
+            layout,
+            "Modules",
+            [("system_module_up", "{{module}}")],
             description="1 while a role or runtime service (broker, redis) runs.",
-            width=12, mappings=_UP_DOWN_MAPPING,
+            width=12,
+            mappings=_UP_DOWN_MAPPING,
             thresholds=_thresholds(("red", None), ("green", 1)),
         ),
         _stat(
-            layout, "Broker connected", [("max(broker_connected)", "broker")],
-            width=6, mappings=_UP_DOWN_MAPPING, thresholds=_thresholds(("red", None), ("green", 1)),
+            layout,
+            "Broker connected",
+            [("max(broker_connected)", "broker")],
+            width=6,
+            mappings=_UP_DOWN_MAPPING,
+            thresholds=_thresholds(("red", None), ("green", 1)),
         ),
         _stat(
-            layout, "Redis connected", [("max(redis_connected)", "redis")],
-            width=6, mappings=_UP_DOWN_MAPPING, thresholds=_thresholds(("red", None), ("green", 1)),
+            layout,
+            "Redis connected",
+            [("max(redis_connected)", "redis")],
+            width=6,
+            mappings=_UP_DOWN_MAPPING,
+            thresholds=_thresholds(("red", None), ("green", 1)),
         ),
         _timeseries(
-            layout, "Heartbeat age", [("time() - heartbeat_timestamp_seconds", "{{role}}")],
+            layout,
+            "Heartbeat age",
+            [("time() - heartbeat_timestamp_seconds", "{{role}}")],
             unit="s",
             description="Seconds since each role's last heartbeat (beats every 5 s; alert above 30 s).",
             thresholds=_thresholds(("green", None), ("red", 30)),
         ),
         _timeseries(
-            layout, "Config reloads (per 15m)",
+            layout,
+            "Config reloads (per 15m)",
             [
                 ("sum(increase(config_reload_success_total[15m]))", "applied"),
                 ("sum(increase(config_reload_failure_total[15m]))", "rejected"),
@@ -386,12 +427,14 @@ def system_overview() -> dict[str, Any]:
         ),
         layout.row("Topics"),
         _timeseries(
-            layout, "Produced records/s",
+            layout,
+            "Produced records/s",
             [(f"sum by (topic) (rate(topic_messages_produced_total[{_RATE}]))", "{{topic}}")],
             unit="ops",
         ),
         _timeseries(
-            layout, "Consumed records/s",
+            layout,
+            "Consumed records/s",
             [
                 (
                     f"sum by (topic, role) (rate(topic_messages_consumed_total[{_RATE}]))",
@@ -401,25 +444,33 @@ def system_overview() -> dict[str, Any]:
             unit="ops",
         ),
         _timeseries(
-            layout, "Produce latency p99",
+            layout,
+            "Produce latency p99",
             [(_quantile(0.99, "topic_produce_latency_seconds_bucket", "topic"), "{{topic}}")],
-            unit="s", description="send() to broker acknowledgement.",
+            unit="s",
+            description="send() to broker acknowledgement.",
         ),
         _timeseries(
-            layout, "Consume lag p99",
+            layout,
+            "Consume lag p99",
             [(_quantile(0.99, "topic_consume_lag_seconds_bucket", "topic, role"), "{{topic}} → {{role}}")],
-            unit="s", description="A record's ingest_time to its consumption.",
+            unit="s",
+            description="A record's ingest_time to its consumption.",
         ),
         _timeseries(
-            layout, "Broker errors/s",
+            layout,
+            "Broker errors/s",
             [(f"sum by (kind) (rate(broker_errors_total[{_RATE}]))", "{{kind}}")],
-            unit="ops", width=24,
+            unit="ops",
+            width=24,
         ),
     ]
     return _dashboard(
-        "quanticity-system-overview", "System Overview",
+        "quanticity-system-overview",
+        "System Overview",
         "Is every module up, are the broker and Redis reachable, do records flow through the topics?",
-        ["overview"], panels,
+        ["overview"],
+        panels,
     )
 
 
@@ -433,40 +484,51 @@ def ingestion() -> dict[str, Any]:
     panels: list[Any] = [
         layout.row("Ingestion"),
         _timeseries(
-            layout, "Ingested records/s",
+            layout,
+            "Ingested records/s",
             [(f"sum by (source, kind) (rate(ingest_records_total[{_RATE}]))", "{{source}} {{kind}}")],
             unit="ops",
         ),
         _timeseries(
-            layout, "Ingest failures/s",
+            layout,
+            "Ingest failures/s",
             [(f"sum by (source, reason) (rate(ingest_failures_total[{_RATE}]))", "{{source}} {{reason}}")],
-            unit="ops", description="Alert IngestFailuresHigh: above 0.1/s per source for 2m.",
+            unit="ops",
+            description="Alert IngestFailuresHigh: above 0.1/s per source for 2m.",
             thresholds=_thresholds(("green", None), ("red", 0.1)),
         ),
         _timeseries(
-            layout, "Ingestion latency p50",
+            layout,
+            "Ingestion latency p50",
             [(_quantile(0.5, "ingestion_latency_seconds_bucket", "source"), "{{source}}")],
-            unit="s", description="A record's ingest_time to its samples stored in Redis TimeSeries.",
+            unit="s",
+            description="A record's ingest_time to its samples stored in Redis TimeSeries.",
         ),
         _timeseries(
-            layout, "Ingestion latency p99",
+            layout,
+            "Ingestion latency p99",
             [(_quantile(0.99, "ingestion_latency_seconds_bucket", "source"), "{{source}}")],
-            unit="s", description="The smoke target is 100 ms end to end.",
+            unit="s",
+            description="The smoke target is 100 ms end to end.",
             thresholds=_thresholds(("green", None), ("red", 0.1)),
         ),
         layout.row("Dead letters"),
         _timeseries(
-            layout, "Dead-lettered records/s",
+            layout,
+            "Dead-lettered records/s",
             [(f"sum by (topic, reason) (rate(deadletter_messages_total[{_RATE}]))", "{{topic}} {{reason}}")],
-            unit="ops", width=24,
+            unit="ops",
+            width=24,
             description="Alert DeadLetterGrowing: any sustained rate for 10m.",
         ),
     ]
     return _dashboard(
-        "quanticity-ingestion", "Ingestion & Rate Limits",
+        "quanticity-ingestion",
+        "Ingestion & Rate Limits",
         "Ingestion throughput, failures, latency and dead letters. Rate-limit panels are added "
         "when the rate limiter exports metrics.",
-        ["ingestion"], panels,
+        ["ingestion"],
+        panels,
     )
 
 
@@ -480,38 +542,51 @@ def test_telemetry() -> dict[str, Any]:
     panels: list[Any] = [
         layout.row("Last run"),
         _stat(
-            layout, "Last run", [("time() - test_session_last_run_timestamp_seconds", "age")],
-            unit="s", description="Time since the last pytest session ended.",
+            layout,
+            "Last run",
+            [("time() - test_session_last_run_timestamp_seconds", "age")],
+            unit="s",
+            description="Time since the last pytest session ended.",
             thresholds=_thresholds(("green", None), ("orange", 86400)),
         ),
         _stat(
-            layout, "Session duration", [("test_session_duration_seconds", "duration")], unit="s",
+            layout,
+            "Session duration",
+            [("test_session_duration_seconds", "duration")],
+            unit="s",
         ),
         _stat(
-            layout, "Failed or errored", [('sum(test_cases_total{outcome=~"failed|error"})', "failed")],
+            layout,
+            "Failed or errored",
+            [('sum(test_cases_total{outcome=~"failed|error"})', "failed")],
             thresholds=_thresholds(("green", None), ("red", 1)),
         ),
         _stat(
-            layout, "Pass rate",
+            layout,
+            "Pass rate",
             [
                 (
                     'sum(test_cases_total{outcome="passed"}) / sum(test_cases_total{outcome!="skipped"})',
                     "pass rate",
                 )
             ],
-            unit="percentunit", thresholds=_thresholds(("red", None), ("green", 1)),
+            unit="percentunit",
+            thresholds=_thresholds(("red", None), ("green", 1)),
         ),
         layout.row("History"),
         _timeseries(
-            layout, "Test cases by outcome",
+            layout,
+            "Test cases by outcome",
             [("sum by (outcome) (test_cases_total)", "{{outcome}}")],
         ),
         _timeseries(
-            layout, "Test cases by suite",
+            layout,
+            "Test cases by suite",
             [("sum by (suite) (test_cases_total)", "{{suite}}")],
         ),
         _timeseries(
-            layout, "Test case duration p50 / p99",
+            layout,
+            "Test case duration p50 / p99",
             [
                 (_run_quantile(0.5, "test_case_duration_seconds_bucket", "suite"), "p50 {{suite}}"),
                 (_run_quantile(0.99, "test_case_duration_seconds_bucket", "suite"), "p99 {{suite}}"),
@@ -519,13 +594,18 @@ def test_telemetry() -> dict[str, Any]:
             unit="s",
         ),
         _timeseries(
-            layout, "Session duration history", [("test_session_duration_seconds", "session")], unit="s",
+            layout,
+            "Session duration history",
+            [("test_session_duration_seconds", "session")],
+            unit="s",
         ),
     ]
     return _dashboard(
-        "quanticity-test-telemetry", "Test Telemetry",
+        "quanticity-test-telemetry",
+        "Test Telemetry",
         "Outcome of the last pytest sessions (written by the test-telemetry plugin).",
-        ["tests"], panels,
+        ["tests"],
+        panels,
     )
 
 
@@ -535,54 +615,73 @@ def redis_health() -> dict[str, Any]:
     panels: list[Any] = [
         layout.row("Status"),
         _stat(
-            layout, "App → Redis", [("max(redis_connected)", "connected")],
-            mappings=_UP_DOWN_MAPPING, thresholds=_thresholds(("red", None), ("green", 1)),
+            layout,
+            "App → Redis",
+            [("max(redis_connected)", "connected")],
+            mappings=_UP_DOWN_MAPPING,
+            thresholds=_thresholds(("red", None), ("green", 1)),
         ),
         _stat(
-            layout, "Exporter → Redis", [('max(redis_up{job="redis"})', "up")],
-            mappings=_UP_DOWN_MAPPING, thresholds=_thresholds(("red", None), ("green", 1)),
+            layout,
+            "Exporter → Redis",
+            [('max(redis_up{job="redis"})', "up")],
+            mappings=_UP_DOWN_MAPPING,
+            thresholds=_thresholds(("red", None), ("green", 1)),
         ),
         _stat(
-            layout, "Connected clients", [('sum(redis_connected_clients{job="redis"})', "clients")],
+            layout,
+            "Connected clients",
+            [('sum(redis_connected_clients{job="redis"})', "clients")],
         ),
         _stat(
-            layout, "Memory used", [('sum(redis_memory_used_bytes{job="redis"})', "used")], unit="bytes",
+            layout,
+            "Memory used",
+            [('sum(redis_memory_used_bytes{job="redis"})', "used")],
+            unit="bytes",
         ),
         layout.row("Client view (app)"),
         _timeseries(
-            layout, "Command latency p50",
+            layout,
+            "Command latency p50",
             [(_quantile(0.5, "redis_command_latency_seconds_bucket", "operation"), "{{operation}}")],
             unit="s",
         ),
         _timeseries(
-            layout, "Command latency p99",
+            layout,
+            "Command latency p99",
             [(_quantile(0.99, "redis_command_latency_seconds_bucket", "operation"), "{{operation}}")],
-            unit="s", description="Alert RedisCommandLatencyHigh: above 50 ms for 5m.",
+            unit="s",
+            description="Alert RedisCommandLatencyHigh: above 50 ms for 5m.",
             thresholds=_thresholds(("green", None), ("red", 0.05)),
         ),
         _timeseries(
-            layout, "Redis errors/s",
+            layout,
+            "Redis errors/s",
             [(f"sum by (operation) (rate(redis_errors_total[{_RATE}]))", "{{operation}}")],
             unit="ops",
         ),
         _timeseries(
-            layout, "TimeSeries samples written/s",
+            layout,
+            "TimeSeries samples written/s",
             [(f"sum by (family) (rate(timeseries_samples_written_total[{_RATE}]))", "{{family}}")],
             unit="ops",
         ),
         layout.row("Server view (redis_exporter)"),
         _timeseries(
-            layout, "Commands processed/s",
+            layout,
+            "Commands processed/s",
             [(f'sum(rate(redis_commands_processed_total{{job="redis"}}[{_RATE}]))', "commands")],
             unit="ops",
         ),
         _timeseries(
-            layout, "Top commands by calls/s",
+            layout,
+            "Top commands by calls/s",
             [(f'topk(10, sum by (cmd) (rate(redis_commands_total{{job="redis"}}[{_RATE}])))', "{{cmd}}")],
             unit="ops",
         ),
         _timeseries(
-            layout, "Mean server time per command",
+            layout,
+            "Mean server time per command",
             [
                 (
                     f'sum by (cmd) (rate(redis_commands_duration_seconds_total{{job="redis"}}[{_RATE}]))'
@@ -594,7 +693,8 @@ def redis_health() -> dict[str, Any]:
             description="Time inside Redis only; the gap to the client p50 is network and queueing.",
         ),
         _timeseries(
-            layout, "Memory used vs maxmemory",
+            layout,
+            "Memory used vs maxmemory",
             [
                 ('sum(redis_memory_used_bytes{job="redis"})', "used"),
                 ('sum(redis_memory_max_bytes{job="redis"}) > 0', "maxmemory"),
@@ -603,9 +703,11 @@ def redis_health() -> dict[str, Any]:
         ),
     ]
     return _dashboard(
-        "quanticity-redis-health", "Redis Health",
+        "quanticity-redis-health",
+        "Redis Health",
         "Redis as the app sees it (connection, latency, errors, writes) and as redis_exporter sees it.",
-        ["redis"], panels,
+        ["redis"],
+        panels,
     )
 
 

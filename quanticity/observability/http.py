@@ -65,12 +65,12 @@ class MetricsServer:
             PortInUseError: the port is taken.
         """
         try:
-            self._server, self._thread = start_http_server(self.port, addr=self.host,
-                                                           registry=self.metrics.registry)
+            self._server, self._thread = start_http_server(self.port, addr=self.host, registry=self.metrics.registry)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise PortInUseError("metrics endpoint", self.port,
-                                     "QUANTICITY_OBSERVABILITY__METRICS_PORT", self.host) from exc
+                raise PortInUseError(
+                    "metrics endpoint", self.port, "QUANTICITY_OBSERVABILITY__METRICS_PORT", self.host
+                ) from exc
             raise
         self.port = self._server.server_port
 

@@ -37,86 +37,135 @@ class Metrics:
         r = self.registry
         # --- process / module health
         self.system_module_up = Gauge(
-            "system_module_up", "1 while a module (role or runtime service) is running, else 0",
-            ["module"], registry=r,
+            "system_module_up",
+            "1 while a module (role or runtime service) is running, else 0",
+            ["module"],
+            registry=r,
         )
         self.heartbeat_timestamp = Gauge(
-            "heartbeat_timestamp_seconds", "Unix time of the last heartbeat of a role",
-            ["role"], registry=r,
+            "heartbeat_timestamp_seconds",
+            "Unix time of the last heartbeat of a role",
+            ["role"],
+            registry=r,
         )
         self.config_reload_success = Counter(
-            "config_reload_success", "Configuration reloads (SIGHUP) that were applied", registry=r,
+            "config_reload_success",
+            "Configuration reloads (SIGHUP) that were applied",
+            registry=r,
         )
         self.config_reload_failure = Counter(
-            "config_reload_failure", "Configuration reloads (SIGHUP) rejected; the old config stays",
+            "config_reload_failure",
+            "Configuration reloads (SIGHUP) rejected; the old config stays",
             registry=r,
         )
         # --- Redis
         self.redis_connected = Gauge(
-            "redis_connected", "1 while the Redis health probe succeeds, else 0", registry=r,
+            "redis_connected",
+            "1 while the Redis health probe succeeds, else 0",
+            registry=r,
         )
         self.redis_command_latency = Histogram(
-            "redis_command_latency_seconds", "Round-trip time of Redis commands and pipelines",
-            ["operation"], buckets=_FAST_BUCKETS, registry=r,
+            "redis_command_latency_seconds",
+            "Round-trip time of Redis commands and pipelines",
+            ["operation"],
+            buckets=_FAST_BUCKETS,
+            registry=r,
         )
         self.redis_errors = Counter(
-            "redis_errors", "Redis operations that failed", ["operation"], registry=r,
+            "redis_errors",
+            "Redis operations that failed",
+            ["operation"],
+            registry=r,
         )
         self.timeseries_samples_written = Counter(
-            "timeseries_samples_written", "Samples written to Redis TimeSeries", ["family"], registry=r,
+            "timeseries_samples_written",
+            "Samples written to Redis TimeSeries",
+            ["family"],
+            registry=r,
         )
         # --- Kafka / topics
         self.broker_connected = Gauge(
-            "broker_connected", "1 while the Kafka-API broker answers metadata requests, else 0",
+            "broker_connected",
+            "1 while the Kafka-API broker answers metadata requests, else 0",
             registry=r,
         )
         self.broker_errors = Counter(
-            "broker_errors", "Errors talking to the Kafka-API broker", ["kind"], registry=r,
+            "broker_errors",
+            "Errors talking to the Kafka-API broker",
+            ["kind"],
+            registry=r,
         )
         self.topic_produced = Counter(
-            "topic_messages_produced", "Records produced, per logical topic", ["topic"], registry=r,
+            "topic_messages_produced",
+            "Records produced, per logical topic",
+            ["topic"],
+            registry=r,
         )
         self.topic_consumed = Counter(
-            "topic_messages_consumed", "Records consumed and decoded, per logical topic",
-            ["topic", "role"], registry=r,
+            "topic_messages_consumed",
+            "Records consumed and decoded, per logical topic",
+            ["topic", "role"],
+            registry=r,
         )
         self.topic_produce_latency = Histogram(
-            "topic_produce_latency_seconds", "Time from send() to broker acknowledgement",
-            ["topic"], buckets=_FAST_BUCKETS, registry=r,
+            "topic_produce_latency_seconds",
+            "Time from send() to broker acknowledgement",
+            ["topic"],
+            buckets=_FAST_BUCKETS,
+            registry=r,
         )
         self.topic_consume_lag = Histogram(
-            "topic_consume_lag_seconds", "Time from a record's ingest_time to its consumption",
-            ["topic", "role"], buckets=_FAST_BUCKETS, registry=r,
+            "topic_consume_lag_seconds",
+            "Time from a record's ingest_time to its consumption",
+            ["topic", "role"],
+            buckets=_FAST_BUCKETS,
+            registry=r,
         )
         self.deadletter = Counter(
-            "deadletter_messages", "Records routed to the dead-letter topic",
-            ["topic", "reason"], registry=r,
+            "deadletter_messages",
+            "Records routed to the dead-letter topic",
+            ["topic", "reason"],
+            registry=r,
         )
         self.agent_errors = Counter(
-            "agent_errors", "Records whose handling raised; each went to the dead-letter topic",
-            ["role", "topic"], registry=r,
+            "agent_errors",
+            "Records whose handling raised; each went to the dead-letter topic",
+            ["role", "topic"],
+            registry=r,
         )
         # --- ingestion
         self.ingest_records = Counter(
-            "ingest_records", "Records published by ingestion tasks", ["source", "kind"], registry=r,
+            "ingest_records",
+            "Records published by ingestion tasks",
+            ["source", "kind"],
+            registry=r,
         )
         self.ingest_failures = Counter(
-            "ingest_failures", "Ingestion attempts that failed", ["source", "reason"], registry=r,
+            "ingest_failures",
+            "Ingestion attempts that failed",
+            ["source", "reason"],
+            registry=r,
         )
         self.ingestion_latency = Histogram(
             "ingestion_latency_seconds",
             "Time from a record's ingest_time to its samples being stored in Redis TimeSeries",
-            ["source"], buckets=_FAST_BUCKETS, registry=r,
+            ["source"],
+            buckets=_FAST_BUCKETS,
+            registry=r,
         )
 
         # --- runtime
         self.embedded_restarts = Counter(
-            "embedded_restarts", "Embedded servers restarted after they exited unexpectedly",
-            ["service"], registry=r,
+            "embedded_restarts",
+            "Embedded servers restarted after they exited unexpectedly",
+            ["service"],
+            registry=r,
         )
         self.textfile_errors = Counter(
-            "textfile_errors", "*.prom files in the textfile directory that could not be parsed",
-            ["file"], registry=r,
+            "textfile_errors",
+            "*.prom files in the textfile directory that could not be parsed",
+            ["file"],
+            registry=r,
         )
 
     def exported_names(self) -> set[str]:

@@ -29,7 +29,21 @@ OTHER_SUITE: Final = "other"
 # Unit tests take milliseconds, integration and smoke tests seconds; the top bucket is the
 # 300 s per-test timeout of pyproject.toml.
 _DURATION_BUCKETS: Final = (
-    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    0.001,
+    0.005,
+    0.01,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
 )
 
 
@@ -71,19 +85,26 @@ class TestTelemetry:
         self.registry = CollectorRegistry()
         r = self.registry
         self.cases = Counter(
-            "test_cases", "Test cases of the last pytest session, per suite and outcome",
-            ["suite", "outcome"], registry=r,
+            "test_cases",
+            "Test cases of the last pytest session, per suite and outcome",
+            ["suite", "outcome"],
+            registry=r,
         )
         self.case_duration = Histogram(
-            "test_case_duration_seconds", "Duration of the test cases of the last pytest session",
-            ["suite"], buckets=_DURATION_BUCKETS, registry=r,
+            "test_case_duration_seconds",
+            "Duration of the test cases of the last pytest session",
+            ["suite"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
         )
         self.session_duration = Gauge(
-            "test_session_duration_seconds", "Wall-clock duration of the last pytest session",
+            "test_session_duration_seconds",
+            "Wall-clock duration of the last pytest session",
             registry=r,
         )
         self.last_run = Gauge(
-            "test_session_last_run_timestamp_seconds", "Unix time at which the last pytest session ended",
+            "test_session_last_run_timestamp_seconds",
+            "Unix time at which the last pytest session ended",
             registry=r,
         )
         self._suites: set[str] = set()

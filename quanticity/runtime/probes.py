@@ -18,8 +18,11 @@ async def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
     except (OSError, TimeoutError):
         return False
     writer.close()
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                            connections_max_idle_ms=int(timeout_s * 2000))
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(timeout_s * 1000),
+        connections_max_idle_ms=int(timeout_s * 2000),
+    )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
         return True

@@ -81,8 +81,13 @@ class ChildProcess:
         try:
             # own session: a Ctrl-C on the terminal reaches us, and we stop children in order
             self.proc = subprocess.Popen(  # noqa: S603 - argv is built from installed binaries
-                self.argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env}, start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                self.argv,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
             )
         except OSError as exc:
             raise RuntimeStartError(self.name, f"cannot execute {self.argv[0]}: {exc.strerror}") from exc
@@ -100,14 +105,16 @@ class ChildProcess:
         while True:
             if self.proc is None or self.proc.poll() is not None:
                 code = self.proc.returncode if self.proc else None
-                raise RuntimeStartError(self.name, f"exited with code {code}: {tail(self.log_path)}",
-                                        log_file=self.log_path)
+                raise RuntimeStartError(
+                    self.name, f"exited with code {code}: {tail(self.log_path)}", log_file=self.log_path
+                )
             if await probe():
                 return
             if loop.time() > deadline:
                 self.stop()
-                raise RuntimeStartError(self.name, f"not healthy after {timeout_s:.0f} s: {tail(self.log_path)}",
-                                        log_file=self.log_path)
+                raise RuntimeStartError(
+                    self.name, f"not healthy after {timeout_s:.0f} s: {tail(self.log_path)}", log_file=self.log_path
+                )
             await asyncio.sleep(0.1)
 
     def stop(self, timeout_s: float = 10.0) -> int | None:

@@ -39,8 +39,7 @@ class Record(BaseModel):
     schema_version: int = Field(default=1, ge=1)
     record_id: str = Field(min_length=1, description="idempotency key of this record")
     event_time: AwareDatetime = Field(description="when it happened at the source")
-    ingest_time: AwareDatetime = Field(default_factory=utc_now,
-                                       description="when the platform received it")
+    ingest_time: AwareDatetime = Field(default_factory=utc_now, description="when the platform received it")
     source: Source
     run_id: str = Field(min_length=1)
     mode: Mode

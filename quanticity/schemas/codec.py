@@ -99,18 +99,18 @@ def decode_record(topic: str, value: Any, models: Mapping[str, type[Record]]) ->
     kind = value.get("type")
     model = models.get(kind) if isinstance(kind, str) else None
     if model is None:
-        raise RecordDecodeError(topic, "unknown_type",
-                                f"type {kind!r} is not one of {sorted(models)}")
+        raise RecordDecodeError(topic, "unknown_type", f"type {kind!r} is not one of {sorted(models)}")
     version = value.get("schema_version", 1)
     if not isinstance(version, int) or version > model.SCHEMA_VERSION:
         raise RecordDecodeError(
-            topic, "schema_version",
-            f"{kind} schema_version {version!r} is newer than supported {model.SCHEMA_VERSION}")
+            topic, "schema_version", f"{kind} schema_version {version!r} is newer than supported {model.SCHEMA_VERSION}"
+        )
     try:
         return model.model_validate(value)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(record)'}: {err['msg']}" for err in exc.errors()[:5])
+            f"{'.'.join(str(p) for p in err['loc']) or '(record)'}: {err['msg']}" for err in exc.errors()[:5]
+        )
         raise RecordDecodeError(topic, "validation", f"{kind}: {problems}") from None
 
 

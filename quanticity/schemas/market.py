@@ -39,8 +39,19 @@ class UnderlyingQuote(SymbolRecord):
         return (self.bid + self.ask) / 2.0
 
 
-_CHAIN_COLUMNS = ("bid", "ask", "last", "volume", "open_interest", "implied_vol",
-                  "delta", "gamma", "theta", "vega", "rho")
+_CHAIN_COLUMNS = (
+    "bid",
+    "ask",
+    "last",
+    "volume",
+    "open_interest",
+    "implied_vol",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "rho",
+)
 
 
 class OptionChainSnapshot(SymbolRecord):
@@ -67,8 +78,9 @@ class OptionChainSnapshot(SymbolRecord):
     theta: list[float | None]
     vega: list[float | None]
     rho: list[float | None]
-    flags: list[str] = Field(default_factory=list,
-                             description="data-quality flags for the whole snapshot (stale, partial…)")
+    flags: list[str] = Field(
+        default_factory=list, description="data-quality flags for the whole snapshot (stale, partial…)"
+    )
 
     @model_validator(mode="after")
     def _check_columns(self) -> OptionChainSnapshot:

@@ -149,15 +149,17 @@ def _unknown_env_names(settings_cls: type[BaseSettings]) -> list[tuple[str, str,
     for name in EnvSettingsSource(settings_cls).env_vars:
         if not name.startswith(ENV_PREFIX.lower()) or name in shorthands:
             continue
-        top = name[len(ENV_PREFIX):].split("__", 1)[0]
+        top = name[len(ENV_PREFIX) :].split("__", 1)[0]
         if top not in fields:
-            problems.append(("environment", name.upper(),
-                             "unknown setting (check the spelling and the section it is in)"))
+            problems.append(
+                ("environment", name.upper(), "unknown setting (check the spelling and the section it is in)")
+            )
     return problems
 
 
-def load_settings(config_dir: Path | None = None, *, env_file: Path | str | None = ".env",
-                  **overrides: Any) -> Settings:
+def load_settings(
+    config_dir: Path | None = None, *, env_file: Path | str | None = ".env", **overrides: Any
+) -> Settings:
     """Build the settings from every layer.
 
     Args:
@@ -191,8 +193,10 @@ def load_settings(config_dir: Path | None = None, *, env_file: Path | str | None
                 ("arguments", init_settings),
                 ("environment", env_settings),
                 ("shorthand", ShorthandEnvSource(settings_cls)),
-                (str(env_file) if env_file else ".env",
-                 _DotEnvSource(settings_cls, env_file=env_file) if env_file else dotenv_settings),
+                (
+                    str(env_file) if env_file else ".env",
+                    _DotEnvSource(settings_cls, env_file=env_file) if env_file else dotenv_settings,
+                ),
                 *((source.name, source) for source in yaml_sources),
             ]
             seen_sources[:] = ordered
@@ -208,8 +212,9 @@ def load_settings(config_dir: Path | None = None, *, env_file: Path | str | None
     return settings
 
 
-def _describe(exc: ValidationError,
-              sources: list[tuple[str, PydanticBaseSettingsSource]]) -> list[tuple[str, str, str]]:
+def _describe(
+    exc: ValidationError, sources: list[tuple[str, PydanticBaseSettingsSource]]
+) -> list[tuple[str, str, str]]:
     """Turn a ValidationError into (source, key, problem) triples."""
     claimed: dict[tuple[str, ...], str] = {}
     for name, source in sources:  # highest precedence first: the first claim wins

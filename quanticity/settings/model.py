@@ -33,11 +33,10 @@ class _Section(BaseModel):
 class KafkaSettings(_Section):
     """The Kafka-API broker (Tansu embedded, Redpanda or Kafka elsewhere)."""
 
-    bootstrap: str | None = Field(
-        default=None, description="host:port list; unset = start the embedded broker")
+    bootstrap: str | None = Field(default=None, description="host:port list; unset = start the embedded broker")
     profile: BrokerProfile = Field(
-        default="dev",
-        description="dev applies the Tansu workarounds (one record per batch, short sessions)")
+        default="dev", description="dev applies the Tansu workarounds (one record per batch, short sessions)"
+    )
     topic_prefix: str = Field(default="", description="namespace prepended to every topic name")
     partitions: int = Field(default=4, ge=1, le=256, description="partitions of every data topic")
     replication_factor: int = Field(default=1, ge=1, le=5)
@@ -80,13 +79,16 @@ class EmbeddedSettings(_Section):
 
     kafka_port: int = Field(default=19092, ge=1, le=65535)
     redis_port: int = Field(default=16379, ge=1, le=65535)
-    home: Path = Field(default=Path(".quanticity"),
-                       description="data, logs and private libraries of the embedded runtime")
+    home: Path = Field(
+        default=Path(".quanticity"), description="data, logs and private libraries of the embedded runtime"
+    )
     start_timeout_s: float = Field(default=30.0, gt=0, le=600)
     openssl_dir: Path | None = Field(
-        default=None, description="where the private OpenSSL 1.1 goes; unset = <home>/openssl1.1")
+        default=None, description="where the private OpenSSL 1.1 goes; unset = <home>/openssl1.1"
+    )
     debian_mirror: str | None = Field(
-        default=None, description="mirror for the private OpenSSL 1.1 step; unset = the apt sources'")
+        default=None, description="mirror for the private OpenSSL 1.1 step; unset = the apt sources'"
+    )
 
 
 class ObservabilitySettings(_Section):
@@ -97,8 +99,8 @@ class ObservabilitySettings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     textfile_dir: Path = Field(
-        default=Path(".quanticity/metrics"),
-        description="*.prom files here are served on /metrics too (test telemetry)")
+        default=Path(".quanticity/metrics"), description="*.prom files here are served on /metrics too (test telemetry)"
+    )
 
 
 class HeartbeatSettings(_Section):
@@ -123,7 +125,8 @@ class DemoSettings(_Section):
 
 class RolesSettings(_Section):
     enabled: list[str] | None = Field(
-        default=None, description="roles `quanticity up` runs; unset = every declared role")
+        default=None, description="roles `quanticity up` runs; unset = every declared role"
+    )
 
 
 class AlphaVantageSettings(_Section):
@@ -159,8 +162,12 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env",
-        env_file_encoding="utf-8", extra="forbid", frozen=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        frozen=True,
     )
 
     mode: Mode = "sim"
@@ -185,5 +192,4 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Precedence, highest first: arguments, environment, shorthands, ``.env``, secrets."""
-        return (init_settings, env_settings, ShorthandEnvSource(settings_cls),
-                dotenv_settings, file_secret_settings)
+        return (init_settings, env_settings, ShorthandEnvSource(settings_cls), dotenv_settings, file_secret_settings)

@@ -44,8 +44,11 @@ class SettingsHolder:
             fresh = self._loader()
         except ConfigError as exc:
             self._metrics.config_reload_failure.inc()
-            log.error("config_reload_rejected", problems=[list(p) for p in exc.problems],
-                      action="the previous configuration stays in effect")
+            log.error(
+                "config_reload_rejected",
+                problems=[list(p) for p in exc.problems],
+                action="the previous configuration stays in effect",
+            )
             return False
         old, self.current = self.current, fresh
         self._metrics.config_reload_success.inc()

@@ -30,18 +30,29 @@ def meta_key(symbol: str) -> str:
 def quote_samples(quote: UnderlyingQuote) -> list[tuple[str, int, float]]:
     """The ``(key, timestamp_ms, value)`` samples of a quote; absent fields are skipped."""
     ts = int(quote.event_time.timestamp() * 1000)
-    values = {"bid": quote.bid, "ask": quote.ask, "last": quote.last, "mid": quote.mid,
-              "bid_size": quote.bid_size, "ask_size": quote.ask_size, "volume": quote.volume}
+    values = {
+        "bid": quote.bid,
+        "ask": quote.ask,
+        "last": quote.last,
+        "mid": quote.mid,
+        "bid_size": quote.bid_size,
+        "ask_size": quote.ask_size,
+        "volume": quote.volume,
+    }
     return [(series_key(quote.symbol, f), ts, float(v)) for f, v in values.items() if v is not None]
 
 
 def quote_series(quote: UnderlyingQuote) -> list[SeriesSpec]:
     """The series a quote writes to, with labels and retention."""
     retention = _RETENTION_MS.get(quote.source, _DEFAULT_RETENTION_MS)
-    return [SeriesSpec(series_key(quote.symbol, f),
-                       {"family": "underlyings", "symbol": quote.symbol, "field": f, "source": quote.source},
-                       retention)
-            for f in QUOTE_FIELDS]
+    return [
+        SeriesSpec(
+            series_key(quote.symbol, f),
+            {"family": "underlyings", "symbol": quote.symbol, "field": f, "source": quote.source},
+            retention,
+        )
+        for f in QUOTE_FIELDS
+    ]
 
 
 class UnderlyingQuoteStore:
@@ -50,8 +61,9 @@ class UnderlyingQuoteStore:
     def __init__(self, writer: TimeSeriesWriter) -> None:
         self.writer = writer
 
-    async def store(self, quotes: Sequence[UnderlyingQuote], freshness: str = "fresh",
-                    update_meta: bool = True) -> MaddResult:
+    async def store(
+        self, quotes: Sequence[UnderlyingQuote], freshness: str = "fresh", update_meta: bool = True
+    ) -> MaddResult:
         """Write the quotes' samples in one ``TS.MADD`` and (optionally) each symbol's metadata.
 
         ``update_meta=False`` is for late (out-of-order) quotes: their samples belong in the
@@ -69,12 +81,15 @@ class UnderlyingQuoteStore:
             return result
         async with self.writer.redis.pipeline(transaction=False) as pipe:
             for quote in quotes:
-                pipe.hset(self.writer.full_key(meta_key(quote.symbol)), mapping={
-                    "last_event_time": quote.event_time.isoformat(),
-                    "last_ingest_time": quote.ingest_time.isoformat(),
-                    "source": quote.source,
-                    "freshness": freshness,
-                    "record_id": quote.record_id,
-                })
+                pipe.hset(
+                    self.writer.full_key(meta_key(quote.symbol)),
+                    mapping={
+                        "last_event_time": quote.event_time.isoformat(),
+                        "last_ingest_time": quote.ingest_time.isoformat(),
+                        "source": quote.source,
+                        "freshness": freshness,
+                        "record_id": quote.record_id,
+                    },
+                )
             await pipe.execute()
         return result

@@ -68,8 +68,14 @@ class TimeSeriesWriter:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for spec in todo:
-                args: list[str | int] = [self.full_key(spec.key), "RETENTION", spec.retention_ms,
-                                         "DUPLICATE_POLICY", "LAST", "LABELS"]
+                args: list[str | int] = [
+                    self.full_key(spec.key),
+                    "RETENTION",
+                    spec.retention_ms,
+                    "DUPLICATE_POLICY",
+                    "LAST",
+                    "LABELS",
+                ]
                 for name, value in spec.labels.items():
                     args += [name, value]
                 pipe.execute_command("TS.CREATE", *args)

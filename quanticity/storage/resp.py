@@ -33,6 +33,5 @@ def encode_madd(samples: Sequence[tuple[bytes, int, float]]) -> bytes:
     for key, ts, value in samples:
         ts_b = b"%d" % ts
         value_b = repr(float(value)).encode()
-        append(b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(ts_b), ts_b,
-                                                           len(value_b), value_b))
+        append(b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(ts_b), ts_b, len(value_b), value_b))
     return b"".join(parts)

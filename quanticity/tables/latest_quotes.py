@@ -21,8 +21,14 @@ Decision = Literal["store", "duplicate", "out_of_order"]
 
 def latest_quotes_table(app: faust.App, partitions: int) -> Any:
     """Declare the table on ``app`` (symbol → {record_id, event_time})."""
-    return app.Table(TABLE_NAME, default=None, partitions=partitions, key_type=str, value_type=dict,
-                     help="latest stored underlying quote per symbol")
+    return app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=partitions,
+        key_type=str,
+        value_type=dict,
+        help="latest stored underlying quote per symbol",
+    )
 
 
 def classify(previous: dict[str, str] | None, quote: UnderlyingQuote) -> Decision:

@@ -40,8 +40,9 @@ async def _admin(bootstrap: str, timeout_s: float) -> AIOKafkaAdminClient:
     return admin
 
 
-async def ensure_topics(bootstrap: str, registry: TopicRegistry, replication_factor: int = 1,
-                        timeout_s: float = 10.0) -> list[str]:
+async def ensure_topics(
+    bootstrap: str, registry: TopicRegistry, replication_factor: int = 1, timeout_s: float = 10.0
+) -> list[str]:
     """Create every registry topic that does not exist yet.
 
     Returns:
@@ -54,9 +55,14 @@ async def ensure_topics(bootstrap: str, registry: TopicRegistry, replication_fac
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(registry.broker_name(spec.name), registry.partitions(spec.name),
-                     replication_factor, topic_configs=spec.config())
-            for spec in registry if registry.broker_name(spec.name) not in existing
+            NewTopic(
+                registry.broker_name(spec.name),
+                registry.partitions(spec.name),
+                replication_factor,
+                topic_configs=spec.config(),
+            )
+            for spec in registry
+            if registry.broker_name(spec.name) not in existing
         ]
         if not wanted:
             return []
@@ -77,8 +83,9 @@ async def ensure_topics(bootstrap: str, registry: TopicRegistry, replication_fac
         await admin.close()
 
 
-async def describe_topics(bootstrap: str, registry: TopicRegistry, *, include_internal: bool = False,
-                          timeout_s: float = 10.0) -> list[TopicInfo]:
+async def describe_topics(
+    bootstrap: str, registry: TopicRegistry, *, include_internal: bool = False, timeout_s: float = 10.0
+) -> list[TopicInfo]:
     """Partitions, end offsets and per-consumer-group lag of the topics on the broker.
 
     Args:
@@ -91,8 +98,9 @@ async def describe_topics(bootstrap: str, registry: TopicRegistry, *, include_in
         BrokerUnavailableError: the broker does not answer.
     """
     admin = await _admin(bootstrap, timeout_s)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                request_timeout_ms=int(timeout_s * 1000))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000)
+    )
     try:
         await consumer.start()
         metadata = await admin.describe_topics()
@@ -105,8 +113,7 @@ async def describe_topics(bootstrap: str, registry: TopicRegistry, *, include_in
             partitions = [p["partition"] for p in topic["partitions"]]
             tps = [TopicPartition(name, p) for p in partitions]
             ends = await consumer.end_offsets(tps) if tps else {}
-            infos.append(TopicInfo(name, logical, len(partitions),
-                                   {tp.partition: off for tp, off in ends.items()}))
+            infos.append(TopicInfo(name, logical, len(partitions), {tp.partition: off for tp, off in ends.items()}))
         by_name = {info.name: info for info in infos}
         all_tps = [TopicPartition(i.name, p) for i in infos for p in i.end_offsets]
         for group in await admin.list_consumer_groups():

@@ -70,28 +70,36 @@ class TopicSpec:
 DEADLETTER = "deadletter"
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("quotes", "symbol", (UnderlyingQuote, OptionChainSnapshot), 7 * _DAY_MS,
-              "underlying L1 quotes and option chain snapshots (one message per underlying+expiry)"),
+    TopicSpec(
+        "quotes",
+        "symbol",
+        (UnderlyingQuote, OptionChainSnapshot),
+        7 * _DAY_MS,
+        "underlying L1 quotes and option chain snapshots (one message per underlying+expiry)",
+    ),
     TopicSpec("ticks", "symbol", (Tick, Bar), 2 * _DAY_MS, "tick-by-tick trades, bid/ask and bars"),
     TopicSpec("depth", "symbol", (DepthSnapshot,), 2 * _DAY_MS, "L2 order book snapshots per venue"),
-    TopicSpec("analytics", "symbol", (AnalyticsResult,), 7 * _DAY_MS,
-              "analytics results with validity window and provenance"),
+    TopicSpec(
+        "analytics", "symbol", (AnalyticsResult,), 7 * _DAY_MS, "analytics results with validity window and provenance"
+    ),
     TopicSpec("signals", "symbol", (Signal,), 30 * _DAY_MS, "signal envelopes with idempotent ids"),
-    TopicSpec("orders", "symbol", (OrderEvent,), 90 * _DAY_MS,
-              "order intents, acks and status changes with correlation ids"),
+    TopicSpec(
+        "orders", "symbol", (OrderEvent,), 90 * _DAY_MS, "order intents, acks and status changes with correlation ids"
+    ),
     TopicSpec("fills", "symbol", (Fill,), 90 * _DAY_MS, "executions enriched with signal metadata"),
-    TopicSpec("social", "channel", (SocialMessage,), 7 * _DAY_MS,
-              "outbound messages with tier, channel and release_at"),
-    TopicSpec(DEADLETTER, "topic", (DeadLetter,), 30 * _DAY_MS,
-              "records that failed validation or handling, with the reason"),
+    TopicSpec(
+        "social", "channel", (SocialMessage,), 7 * _DAY_MS, "outbound messages with tier, channel and release_at"
+    ),
+    TopicSpec(
+        DEADLETTER, "topic", (DeadLetter,), 30 * _DAY_MS, "records that failed validation or handling, with the reason"
+    ),
 )
 
 
 class TopicRegistry:
     """The declared topics, with the deployment's prefix and default partition count."""
 
-    def __init__(self, prefix: str = "", default_partitions: int = 4,
-                 topics: tuple[TopicSpec, ...] = TOPICS) -> None:
+    def __init__(self, prefix: str = "", default_partitions: int = 4, topics: tuple[TopicSpec, ...] = TOPICS) -> None:
         self.prefix = prefix
         self.default_partitions = default_partitions
         self._specs = {spec.name: spec for spec in topics}
@@ -118,7 +126,7 @@ class TopicRegistry:
         """The logical name of a broker topic, or None if it is not one of ours."""
         if not broker_name.startswith(self.prefix):
             return None
-        name = broker_name[len(self.prefix):]
+        name = broker_name[len(self.prefix) :]
         return name if name in self._specs else None
 
     def partitions(self, name: str) -> int:

@@ -14,9 +14,16 @@ from quanticity.schemas.codec import decode_record, payload_fields
 from quanticity.topology.registry import TopicRegistry
 
 
-async def tail_topic(bootstrap: str, registry: TopicRegistry, topic: str, emit: Callable[[dict[str, Any]], None],
-                     *, from_beginning: bool = False, limit: int | None = None,
-                     idle_timeout_s: float | None = None) -> int:
+async def tail_topic(
+    bootstrap: str,
+    registry: TopicRegistry,
+    topic: str,
+    emit: Callable[[dict[str, Any]], None],
+    *,
+    from_beginning: bool = False,
+    limit: int | None = None,
+    idle_timeout_s: float | None = None,
+) -> int:
     """Emit every record of ``topic`` as a dict (invalid ones as an ``_invalid`` entry).
 
     Args:
@@ -79,11 +86,18 @@ async def _fetch_partitions(consumer: AIOKafkaConsumer, name: str) -> set[int]:
 
 
 def _render(topic: str, models: Any, partition: int, message: Any) -> dict[str, Any]:
-    where = {"_partition": partition, "_offset": message.offset,
-             "_key": message.key.decode("utf-8", errors="replace") if message.key else None}
+    where = {
+        "_partition": partition,
+        "_offset": message.offset,
+        "_key": message.key.decode("utf-8", errors="replace") if message.key else None,
+    }
     try:
         record = decode_record(topic, message.value, models)
     except RecordDecodeError as error:
-        return {**where, "_invalid": error.reason, "_detail": error.detail,
-                "_payload_preview": payload_fields(message.value or b"")["payload_preview"]}
+        return {
+            **where,
+            "_invalid": error.reason,
+            "_detail": error.detail,
+            "_payload_preview": payload_fields(message.value or b"")["payload_preview"],
+        }
     return {**where, **record.model_dump(mode="json")}
