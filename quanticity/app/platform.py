@@ -51,7 +51,7 @@ class Platform:
     banner: TextIO = field(default_factory=lambda: sys.stdout)
     runtime: EmbeddedRuntime | None = None
     ctx: RoleContext | None = None
-    apps: list[Any] = field(default_factory=list)
+    apps: list[tuple[RoleSpec, Any]] = field(default_factory=list)
     monitors: list[ConnectionMonitor] = field(default_factory=list)
     server: MetricsServer | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -108,14 +108,16 @@ class Platform:
         async with self._apps_lock:
             for role in self.roles:
                 app = build_app(role, self.ctx)
+                # Listed before start(): a Ctrl-C during start-up must still stop it (its consumer
+                # runs in a thread that would otherwise keep the process alive).
+                self.apps.append((role, app))
                 await app.start()
-                self.apps.append(app)
                 self.metrics.system_module_up.labels(module=role.name).set(1)
                 log.info("role_started", role=role.name, app_id=app.conf.id)
 
     async def _stop_apps(self) -> None:
         async with self._apps_lock:
-            for role, app in zip(reversed(self.roles), reversed(self.apps), strict=False):
+            for role, app in reversed(self.apps):
                 try:
                     await asyncio.wait_for(app.stop(), 20)
                 except TimeoutError:

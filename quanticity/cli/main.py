@@ -7,13 +7,16 @@ Exit codes: 0 success, 1 runtime failure (a server did not start, the broker is 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import orjson
+import structlog
 
 from quanticity.errors import ConfigError, QuanticityError
 from quanticity.observability.logging import configure_logging
@@ -87,6 +90,22 @@ def _serve(ctx: click.Context, role_names: list[str] | None) -> None:
     holder = SettingsHolder(settings, lambda: ctx.obj["loader"](run_id=run_id), metrics)
     _install_uvloop()
     _run(run_until_signalled(Platform(holder, metrics, roles)))
+    _exit_despite_lingering_threads()
+
+
+def _exit_despite_lingering_threads() -> None:
+    """Exit now even if a library thread is still alive after a clean stop.
+
+    Faust runs each consumer in a non-daemon thread; if one outlives its app (a Ctrl-C in
+    the middle of start-up), the interpreter would wait for it forever. Everything we own
+    (role apps, embedded servers, the endpoint) is stopped by now, so leave without it.
+    """
+    lingering = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if lingering:
+        structlog.get_logger(__name__).warning("exiting_with_lingering_threads", threads=lingering)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @cli.command()

@@ -33,13 +33,19 @@ CLI = [sys.executable, "-m", "quanticity.cli.main"]
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
         text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _latency_buckets(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
-    return {dict(labels)["le"]: value for (name, labels), value in samples.items()
-            if name == "ingestion_latency_seconds_bucket" and dict(labels).get("source") == "sim"}
+    return {
+        dict(labels)["le"]: value
+        for (name, labels), value in samples.items()
+        if name == "ingestion_latency_seconds_bucket" and dict(labels).get("source") == "sim"
+    }
 
 
 def _wait_metric(port: int, name: str, value: float, timeout_s: float = 10) -> None:
@@ -62,21 +68,28 @@ def _alive(pid: int) -> bool:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], int, int, Path]]:
     metrics_port, redis_port = free_port(), free_port()
-    env = {**os.environ,
-           "QUANTICITY_EMBEDDED__KAFKA_PORT": str(free_port()),
-           "QUANTICITY_EMBEDDED__REDIS_PORT": str(redis_port),
-           "QUANTICITY_EMBEDDED__HOME": str(tmp_path / "home"),
-           "QUANTICITY_EMBEDDED__OPENSSL_DIR": str(OPENSSL_DIR),
-           "QUANTICITY_OBSERVABILITY__METRICS_PORT": str(metrics_port),
-           "QUANTICITY_OBSERVABILITY__TEXTFILE_DIR": str(tmp_path / "textfiles"),
-           "QUANTICITY_DEMO__INTERVAL_S": "0.2"}
+    env = {
+        **os.environ,
+        "QUANTICITY_EMBEDDED__KAFKA_PORT": str(free_port()),
+        "QUANTICITY_EMBEDDED__REDIS_PORT": str(redis_port),
+        "QUANTICITY_EMBEDDED__HOME": str(tmp_path / "home"),
+        "QUANTICITY_EMBEDDED__OPENSSL_DIR": str(OPENSSL_DIR),
+        "QUANTICITY_OBSERVABILITY__METRICS_PORT": str(metrics_port),
+        "QUANTICITY_OBSERVABILITY__TEXTFILE_DIR": str(tmp_path / "textfiles"),
+        "QUANTICITY_DEMO__INTERVAL_S": "0.2",
+    }
     for name in ("QUANTICITY_KAFKA_BOOTSTRAP", "QUANTICITY_REDIS_URL"):
         env.pop(name, None)
     shutil.copytree(ROOT / "config", tmp_path / "config")
     stdout = (tmp_path / "stdout.txt").open("w")
-    proc = subprocess.Popen([*CLI, "--config-dir", str(tmp_path / "config"), "--env-file", str(tmp_path / "no.env"),
-                             "up"], cwd=ROOT, env=env,
-                            stdout=stdout, stderr=(tmp_path / "stderr.txt").open("w"), text=True)
+    proc = subprocess.Popen(
+        [*CLI, "--config-dir", str(tmp_path / "config"), "--env-file", str(tmp_path / "no.env"), "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=stdout,
+        stderr=(tmp_path / "stderr.txt").open("w"),
+        text=True,
+    )
     try:
         yield proc, env, metrics_port, redis_port, tmp_path
     finally:
@@ -86,7 +99,8 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, s
 
 
 def test_make_run_stack_stores_quotes_fast_and_stops_cleanly(
-        running: tuple[subprocess.Popen[str], dict[str, str], int, int, Path]) -> None:
+    running: tuple[subprocess.Popen[str], dict[str, str], int, int, Path],
+) -> None:
     """quotes reach Redis TS with steady-state ingestion latency under 100 ms; SIGINT leaves nothing behind."""
     proc, env, metrics_port, redis_port, tmp_path = running
     deadline = time.monotonic() + 120
@@ -122,8 +136,15 @@ def test_make_run_stack_stores_quotes_fast_and_stops_cleanly(
     finally:
         client.close()
 
-    topics = subprocess.run([*CLI, "--env-file", str(tmp_path / "no.env"), "topics"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    topics = subprocess.run(
+        [*CLI, "--env-file", str(tmp_path / "no.env"), "topics"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert topics.returncode == 0, topics.stderr
     listed = {line.split()[0] for line in topics.stdout.splitlines()[1:] if line.strip()}
     assert listed >= {"quotes", "ticks", "depth", "analytics", "signals", "orders", "fills", "social", "deadletter"}
@@ -146,3 +167,37 @@ def test_make_run_stack_stores_quotes_fast_and_stops_cleanly(
     assert proc.wait(30) == 0, (tmp_path / "stderr.txt").read_text()[-2000:]
     time.sleep(0.5)
     assert [pid for pid in child_pids if _alive(pid)] == []
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return [pid for pid in found if _alive(pid)]
+
+
+@pytest.mark.parametrize("delay_s", [0.5, 2.0])
+def test_ctrl_c_during_start_up_exits_promptly_without_orphans(
+    running: tuple[subprocess.Popen[str], dict[str, str], int, int, Path], delay_s: float
+) -> None:
+    """SIGINT while roles are still starting: the CLI exits within 15 s and no server it started survives."""
+    proc, env, metrics_port, _, tmp_path = running
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            _scrape(metrics_port)
+            break
+        except OSError:
+            time.sleep(0.1)
+    time.sleep(delay_s)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(15)
+    time.sleep(0.5)
+    kafka_port = env["QUANTICITY_EMBEDDED__KAFKA_PORT"]
+    assert _processes_mentioning(f"127.0.0.1:{kafka_port}") == []
+    assert _processes_mentioning(str(tmp_path / "home")) == []
