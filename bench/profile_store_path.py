@@ -14,7 +14,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from quanticity.ingest.demo import DemoQuoteGenerator
+from quanticity.data_ingestion.demo import DemoQuoteGenerator
 from quanticity.schemas.codec import RecordCodec, decode_record, encode_record
 from quanticity.storage.quote_store import quote_samples
 from quanticity.storage.resp import encode_madd

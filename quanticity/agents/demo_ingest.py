@@ -10,7 +10,7 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from quanticity.app.context import RoleContext
-from quanticity.ingest.demo import DemoQuoteGenerator
+from quanticity.data_ingestion.demo import DemoQuoteGenerator
 from quanticity.schemas import utc_now
 
 log = structlog.get_logger(__name__)

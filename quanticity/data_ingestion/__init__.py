@@ -1,1 +1,1 @@
-"""Ingestion sources (the demo quote generator now; AlphaVantage and IBKR later)."""
+"""Data ingestion: the demo quote generator, the AlphaVantage client and its helpers."""

@@ -11,6 +11,7 @@ from quanticity.schemas.market import (
     Tick,
     UnderlyingQuote,
 )
+from quanticity.schemas.reference import IndicatorSeries, MacroSeries, NewsItem, TickerSentiment
 from quanticity.schemas.trading import (
     AnalyticsResult,
     DeadLetter,
@@ -27,6 +28,9 @@ __all__ = [
     "DepthLevel",
     "DepthSnapshot",
     "Fill",
+    "IndicatorSeries",
+    "MacroSeries",
+    "NewsItem",
     "OptionChainSnapshot",
     "OrderEvent",
     "Record",
@@ -35,6 +39,7 @@ __all__ = [
     "Source",
     "SymbolRecord",
     "Tick",
+    "TickerSentiment",
     "UnderlyingQuote",
     "stable_id",
     "utc_now",

@@ -17,6 +17,9 @@ from quanticity.schemas import (
     DeadLetter,
     DepthSnapshot,
     Fill,
+    IndicatorSeries,
+    MacroSeries,
+    NewsItem,
     OptionChainSnapshot,
     OrderEvent,
     Record,
@@ -89,6 +92,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("fills", "symbol", (Fill,), 90 * _DAY_MS, "executions enriched with signal metadata"),
     TopicSpec(
         "social", "channel", (SocialMessage,), 7 * _DAY_MS, "outbound messages with tier, channel and release_at"
+    ),
+    TopicSpec(
+        "reference",
+        "symbol",
+        (IndicatorSeries, MacroSeries, NewsItem),
+        30 * _DAY_MS,
+        "technical indicators, macro series and news (AlphaVantage reference data)",
     ),
     TopicSpec(
         DEADLETTER, "topic", (DeadLetter,), 30 * _DAY_MS, "records that failed validation or handling, with the reason"

@@ -1,4 +1,4 @@
-"""Tests of quanticity.ingest.demo: the deterministic synthetic quote generator."""
+"""Tests of quanticity.data_ingestion.demo: the deterministic synthetic quote generator."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quanticity.ingest.demo import DemoQuoteGenerator
+from quanticity.data_ingestion.demo import DemoQuoteGenerator
 from quanticity.schemas import UnderlyingQuote
 
 T0 = datetime(2025, 3, 4, 14, 30, tzinfo=UTC)

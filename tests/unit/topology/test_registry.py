@@ -8,12 +8,14 @@ from quanticity.errors import QuanticityError, UnknownTopicError
 from quanticity.schemas import DeadLetter, Signal, UnderlyingQuote
 from quanticity.topology.registry import DEADLETTER, TOPICS, TopicRegistry, TopicSpec
 
-EXPECTED = ["quotes", "ticks", "depth", "analytics", "signals", "orders", "fills", "social", "deadletter"]
+EXPECTED = [
+    "quotes", "ticks", "depth", "analytics", "signals", "orders", "fills", "social", "reference", "deadletter",
+]
 _DAY_MS = 24 * 3_600_000
 
 
-def test_exactly_the_nine_topics_are_declared() -> None:
-    """The registry declares these nine topics, in data-path order, each once."""
+def test_exactly_the_declared_topics() -> None:
+    """The registry declares the eight data-path topics, reference data and dead letters, each once."""
     assert [spec.name for spec in TOPICS] == EXPECTED
     assert [spec.name for spec in TopicRegistry()] == EXPECTED
     assert DEADLETTER == "deadletter"
