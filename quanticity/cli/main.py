@@ -190,6 +190,27 @@ def tail(ctx: click.Context, topic: str, from_beginning: bool, limit: int | None
 
 
 @cli.group()
+def av() -> None:
+    """AlphaVantage ingestion: the cadence matrix and single calls."""
+
+
+@av.command("schedule")
+@click.pass_context
+def av_schedule(ctx: click.Context) -> None:
+    """Print the effective cadence matrix: calls/min per bucket and the total against the quota."""
+    from quanticity.data_ingestion.stream_scheduler import build_plan, describe_plan
+
+    settings = _settings(ctx)
+    try:
+        plan = build_plan(settings.alphavantage.cadence, settings.watchlists)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for line in describe_plan(plan):
+        click.echo(line)
+
+
+@cli.group()
 def runtime() -> None:
     """The embedded runtime (Tansu broker, Redis Stack)."""
 

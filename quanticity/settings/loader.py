@@ -3,7 +3,8 @@
 Layers, highest precedence first::
 
     arguments > environment (QUANTICITY_…) > shorthands > .env > config/credentials.yaml
-      > config/modules/*.yaml (alphabetical, later wins) > config/system.yaml > defaults
+      > config/modules/*.yaml (alphabetical, later wins) > config/*.yaml (alphabetical)
+      > config/system.yaml > defaults
 
 A bad value raises ``ConfigError`` naming the file (or env var) it came from, the dotted
 key, and pydantic's description of the problem.
@@ -56,6 +57,8 @@ def read_yaml_layers(config_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     system = config_dir / "system.yaml"
     if system.is_file():
         files.append(system)
+    # Module files at the top level (alpha_vantage.yaml, watchlists.yaml…), then modules/.
+    files.extend(p for p in sorted(config_dir.glob("*.yaml")) if p.name not in ("system.yaml", "credentials.yaml"))
     modules = config_dir / "modules"
     if modules.is_dir():
         files.extend(sorted(modules.glob("*.yaml")))

@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from quanticity.data_ingestion.schedule_config import CadenceSettings
+
 Mode = Literal["live", "paper", "sim", "replay"]
 BrokerProfile = Literal["dev", "production"]
 
@@ -130,8 +132,11 @@ class RolesSettings(_Section):
 
 
 class AlphaVantageSettings(_Section):
+    """AlphaVantage: credentials, endpoint and the cadence matrix (config/alpha_vantage.yaml)."""
+
     api_key: SecretStr | None = None
     base_url: str = "https://www.alphavantage.co/query"
+    cadence: CadenceSettings = Field(default_factory=CadenceSettings)
 
 
 ENV_PREFIX = "QUANTICITY_"
@@ -181,6 +186,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     roles: RolesSettings = Field(default_factory=RolesSettings)
     alphavantage: AlphaVantageSettings = Field(default_factory=AlphaVantageSettings)
+    watchlists: dict[str, list[str]] = Field(default_factory=dict, description="config/watchlists.yaml")
 
     @classmethod
     def settings_customise_sources(
