@@ -1,94 +1,216 @@
-"""Role ``store``: ``quotes`` → Redis TimeSeries, one ``TS.MADD`` per message.
+"""Role ``store``: ``quotes``, ``ticks`` and ``reference`` → Redis (the hot store).
 
-Invalid records go to the dead-letter topic. When Redis is down the agent retries the
-same message with backoff until it is back, so nothing is acknowledged unstored.
+One agent per topic, each thin: decode, hand the record to its store, update the
+ingestion index. Invalid records go to the dead-letter topic. When Redis is down the
+agent retries the same message with backoff until it is back, so nothing is acknowledged
+unstored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from redis.exceptions import RedisError
 
 from quanticity.agents.deadletter import DeadLetterSink, guarded
 from quanticity.app.context import RoleContext
-from quanticity.schemas import UnderlyingQuote, utc_now
+from quanticity.schemas import (
+    Bar,
+    IndicatorSeries,
+    MacroSeries,
+    NewsItem,
+    OptionChainSnapshot,
+    Record,
+    UnderlyingQuote,
+    utc_now,
+)
 from quanticity.schemas.codec import decode_record
+from quanticity.storage import reference_store as refs
+from quanticity.storage.ingestion_index import IngestionIndex, freshness_of
+from quanticity.storage.option_store import OptionChainStore
 from quanticity.storage.quote_store import UnderlyingQuoteStore
 from quanticity.storage.redis_timeseries import TimeSeriesWriter
 from quanticity.tables import latest_quotes
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
 _RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _STALE_AFTER = timedelta(seconds=30)
 
 
-async def store_with_retry(
-    store: UnderlyingQuoteStore, quote: UnderlyingQuote, freshness: str, ctx: RoleContext, *, update_meta: bool = True
-) -> None:
-    """Write ``quote``; on a Redis failure log, count, wait and try again until it works."""
+async def retry_redis(operation: Callable[[], Awaitable[T]], what: str, record: Record, ctx: RoleContext) -> T:
+    """Run ``operation``; on a Redis failure log, count, wait and try again until it works."""
     attempt = 0
     while True:
         try:
-            await store.store([quote], freshness=freshness, update_meta=update_meta)
-            return
+            return await operation()
         except RedisError as exc:
             delay = _RETRY_BACKOFF_S[min(attempt, len(_RETRY_BACKOFF_S) - 1)]
-            ctx.metrics.redis_errors.labels(operation="store_quote").inc()
+            ctx.metrics.redis_errors.labels(operation=what).inc()
             log.error(
                 "store_failed_retrying",
-                symbol=quote.symbol,
+                what=what,
                 attempt=attempt + 1,
                 retry_in_s=delay,
                 error=str(exc),
-                correlation_id=quote.record_id,
+                correlation_id=record.record_id,
             )
             attempt += 1
             await asyncio.sleep(delay)
 
 
-def install(app: Any, ctx: RoleContext, role: str) -> None:
-    """Declare the quote-store agent and its table on ``app``."""
-    spec = ctx.registry.spec("quotes")
-    quotes_topic = ctx.topic(app, "quotes")
-    dead_letters = DeadLetterSink(app, ctx, role)
-    table = latest_quotes.latest_quotes_table(app, ctx.registry.partitions("quotes"))
-    consumed = ctx.metrics.topic_consumed.labels(topic="quotes", role=role)
-    lag = ctx.metrics.topic_consume_lag.labels(topic="quotes", role=role)
-    stored: dict[str, UnderlyingQuoteStore] = {}
+@dataclass
+class Stores:
+    """The stores of the role, created lazily on the running loop (the Redis client binds to it)."""
 
-    def quote_store() -> UnderlyingQuoteStore:
-        # Created lazily on the running loop: the Redis client binds to it.
-        if "store" not in stored:
-            writer = TimeSeriesWriter(ctx.redis(), ctx.metrics, ctx.settings.current.redis.key_prefix)
-            stored["store"] = UnderlyingQuoteStore(writer)
-        return stored["store"]
+    quotes: UnderlyingQuoteStore
+    options: OptionChainStore
+    reference: refs.ReferenceStore
+    index: IngestionIndex
 
-    async def handle(event: Any) -> None:
-        record = decode_record("quotes", event.value, spec.models)
-        consumed.inc()
-        now = utc_now()
-        lag.observe(max((now - record.ingest_time).total_seconds(), 0.0))
-        if not isinstance(record, UnderlyingQuote):
-            # Option chains are stored by the AlphaVantage/IBKR stores (Modules 1 and 2).
-            return
-        decision = latest_quotes.classify(table.get(record.symbol), record)
+    @classmethod
+    def build(cls, ctx: RoleContext) -> Stores:
+        prefix = ctx.settings.current.redis.key_prefix
+        writer = TimeSeriesWriter(ctx.redis(), ctx.metrics, prefix)
+        return cls(
+            UnderlyingQuoteStore(writer),
+            OptionChainStore(writer),
+            refs.ReferenceStore(writer),
+            IngestionIndex(ctx.redis(), prefix),
+        )
+
+
+class StoreHandlers:
+    """Per-record-type handlers of the store role (one instance per role app)."""
+
+    def __init__(self, ctx: RoleContext, table: Any) -> None:
+        self.ctx = ctx
+        self.table = table
+        self._stores: Stores | None = None
+        self.by_type: dict[type[Record], Callable[[Any], Awaitable[None]]] = {
+            UnderlyingQuote: self.on_quote,
+            OptionChainSnapshot: self.on_chain,
+            Bar: self.on_bar,
+            IndicatorSeries: self.on_indicator,
+            MacroSeries: self.on_macro,
+            NewsItem: self.on_news,
+        }
+
+    @property
+    def stores(self) -> Stores:
+        if self._stores is None:
+            self._stores = Stores.build(self.ctx)
+        return self._stores
+
+    async def on_quote(self, quote: UnderlyingQuote) -> None:
+        decision = latest_quotes.classify(self.table.get(quote.symbol), quote)
         if decision == "duplicate":
             return
-        fresh = latest_quotes.freshness(record, now, _STALE_AFTER)
-        await store_with_retry(quote_store(), record, fresh, ctx, update_meta=decision == "store")
-        ctx.metrics.ingestion_latency.labels(source=record.source).observe(
-            max(time.time() - record.ingest_time.timestamp(), 0.0)
+        fresh = latest_quotes.freshness(quote, utc_now(), _STALE_AFTER)
+        await retry_redis(
+            lambda: self.stores.quotes.store([quote], freshness=fresh, update_meta=decision == "store"),
+            "store_quote",
+            quote,
+            self.ctx,
         )
         if decision == "store":
-            table[record.symbol] = latest_quotes.table_value(record)
+            self.table[quote.symbol] = latest_quotes.table_value(quote)
 
-    @app.agent(quotes_topic, name=f"{role}-quotes")
-    async def store_quotes(stream: Any) -> None:
-        async for event in stream.events():
-            await guarded(dead_letters, "quotes", event, handle)
+    async def on_chain(self, chain: OptionChainSnapshot) -> None:
+        expiry = chain.expiry.isoformat()
+        await retry_redis(lambda: self.stores.options.store([chain]), "store_chain", chain, self.ctx)
+        await retry_redis(
+            lambda: self.stores.index.record(
+                chain.symbol,
+                f"options:{expiry}",
+                keys=f"options:{chain.symbol}:{expiry}:*",
+                event_time=chain.event_time,
+                source=chain.source,
+                freshness=freshness_of(chain.flags),
+            ),
+            "index",
+            chain,
+            self.ctx,
+        )
+
+    async def on_bar(self, bar: Bar) -> None:
+        specs, samples = refs.bar_samples([bar])
+        await retry_redis(
+            lambda: self.stores.reference.store_series(specs, samples, "bars"), "store_bar", bar, self.ctx
+        )
+
+    async def on_indicator(self, series: IndicatorSeries) -> None:
+        specs, samples = refs.indicator_samples(series)
+        await retry_redis(
+            lambda: self.stores.reference.store_series(specs, samples, "indicators"),
+            "store_indicator",
+            series,
+            self.ctx,
+        )
+        if series.timestamps:
+            await retry_redis(
+                lambda: self.stores.index.record(
+                    series.symbol,
+                    f"indicator:{series.function}",
+                    keys=f"indicators:{series.symbol}:{series.function}:*",
+                    event_time=series.timestamps[-1],
+                    source=series.source,
+                    freshness="fresh",
+                ),
+                "index",
+                series,
+                self.ctx,
+            )
+
+    async def on_macro(self, series: MacroSeries) -> None:
+        specs, samples = refs.macro_samples(series)
+        await retry_redis(
+            lambda: self.stores.reference.store_series(specs, samples, "macro"), "store_macro", series, self.ctx
+        )
+
+    async def on_news(self, item: NewsItem) -> None:
+        await retry_redis(lambda: self.stores.reference.store_news([item]), "store_news", item, self.ctx)
+
+    def for_topic(self, topic: str, role: str) -> Callable[[Any], Awaitable[None]]:
+        """The event handler of one topic: decode, meter, dispatch by record type."""
+        spec = self.ctx.registry.spec(topic)
+        consumed = self.ctx.metrics.topic_consumed.labels(topic=topic, role=role)
+        lag = self.ctx.metrics.topic_consume_lag.labels(topic=topic, role=role)
+        ingestion_latency = self.ctx.metrics.ingestion_latency
+
+        async def handle(event: Any) -> None:
+            record = decode_record(topic, event.value, spec.models)
+            consumed.inc()
+            lag.observe(max((utc_now() - record.ingest_time).total_seconds(), 0.0))
+            handler = self.by_type.get(type(record))
+            if handler is None:
+                return  # ticks are stored by the IBKR tick store (Module 2); counted as consumed
+            await handler(record)
+            ingestion_latency.labels(source=record.source).observe(
+                max(time.time() - record.ingest_time.timestamp(), 0.0)
+            )
+
+        return handle
+
+
+def install(app: Any, ctx: RoleContext, role: str) -> None:
+    """Declare the store agents (quotes, ticks, reference) and their table on ``app``."""
+    dead_letters = DeadLetterSink(app, ctx, role)
+    handlers = StoreHandlers(ctx, latest_quotes.latest_quotes_table(app, ctx.registry.partitions("quotes")))
+    for topic in ("quotes", "ticks", "reference"):
+        handle = handlers.for_topic(topic, role)
+
+        async def store_topic(
+            stream: Any, handle: Callable[[Any], Awaitable[None]] = handle, topic: str = topic
+        ) -> None:
+            async for event in stream.events():
+                await guarded(dead_letters, topic, event, handle)
+
+        app.agent(ctx.topic(app, topic), name=f"{role}-{topic}")(store_topic)

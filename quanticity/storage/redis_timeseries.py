@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -53,6 +53,10 @@ class TimeSeriesWriter:
         self.metrics = metrics
         self.key_prefix = key_prefix
         self._created: set[str] = set()
+
+    def unknown(self, keys: Iterable[str]) -> bool:
+        """Whether any of ``keys`` is a series this writer has not created yet."""
+        return any(key not in self._created for key in keys)
 
     def full_key(self, key: str) -> str:
         return self.key_prefix + key
