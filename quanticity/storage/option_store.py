@@ -16,7 +16,7 @@ from decimal import Decimal
 import orjson
 
 from quanticity.schemas import OptionChainSnapshot
-from quanticity.storage.redis_timeseries import MaddResult, SeriesSpec, TimeSeriesWriter
+from quanticity.storage.redis_timeseries import PRICE_LADDER, MaddResult, SeriesSpec, TimeSeriesWriter
 
 OPTION_FIELDS = ("mark", "iv")
 _RETENTION_MS = {"ibkr": 48 * 3_600_000}
@@ -76,7 +76,9 @@ def chain_series(snapshot: OptionChainSnapshot) -> list[SeriesSpec]:
                 "field": field,
                 "source": snapshot.source,
             }
-            specs.append(SeriesSpec(option_key(snapshot.symbol, expiry, strike, right, field), labels, retention))
+            specs.append(
+                SeriesSpec(option_key(snapshot.symbol, expiry, strike, right, field), labels, retention, PRICE_LADDER)
+            )
     return specs
 
 

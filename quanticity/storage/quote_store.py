@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quanticity.schemas import UnderlyingQuote
-from quanticity.storage.redis_timeseries import MaddResult, SeriesSpec, TimeSeriesWriter
+from quanticity.storage.redis_timeseries import PRICE_LADDER, MaddResult, SeriesSpec, TimeSeriesWriter
 
 QUOTE_FIELDS = ("bid", "ask", "last", "mid", "bid_size", "ask_size", "volume")
 _RETENTION_MS = {"ibkr": 48 * 3_600_000}  # IBKR: 48 h full resolution; everything else 7 days
@@ -50,6 +50,7 @@ def quote_series(quote: UnderlyingQuote) -> list[SeriesSpec]:
             series_key(quote.symbol, f),
             {"family": "underlyings", "symbol": quote.symbol, "field": f, "source": quote.source},
             retention,
+            PRICE_LADDER,
         )
         for f in QUOTE_FIELDS
     ]

@@ -23,12 +23,32 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
+class Compaction:
+    """A downsampled copy of a series, kept by a server-side rule.
+
+    RedisTimeSeries cannot chain rules (a compaction cannot feed another), so the 1 s → 1 m
+    → 5 m ladder is two rules from the raw series, one per resolution.
+    """
+
+    suffix: str
+    bucket_ms: int
+    aggregation: str
+    retention_ms: int
+
+
+#: The hot-store ladder (ARCHITECTURE.md §3): raw → 1 m (30 days) and raw → 5 m (90 days).
+PRICE_LADDER = (Compaction("1m", 60_000, "last", 30 * 86_400_000), Compaction("5m", 300_000, "last", 90 * 86_400_000))
+VOLUME_LADDER = (Compaction("1m", 60_000, "sum", 30 * 86_400_000), Compaction("5m", 300_000, "sum", 90 * 86_400_000))
+
+
+@dataclass(frozen=True)
 class SeriesSpec:
-    """A series to create: key, labels and retention."""
+    """A series to create: key, labels, retention and its compactions."""
 
     key: str
     labels: Mapping[str, str]
     retention_ms: int
+    compactions: tuple[Compaction, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,27 +90,46 @@ class TimeSeriesWriter:
         todo = [s for s in specs if s.key not in self._created]
         if not todo:
             return
+        commands: list[tuple[SeriesSpec, list[str | int]]] = []
+        for spec in todo:
+            commands.append((spec, ["TS.CREATE", *self._create_args(spec.key, spec.retention_ms, spec.labels)]))
+            for c in spec.compactions:
+                dest = f"{spec.key}:{c.suffix}"
+                labels = {**spec.labels, "resolution": c.suffix}
+                commands.append((spec, ["TS.CREATE", *self._create_args(dest, c.retention_ms, labels)]))
+                commands.append(
+                    (
+                        spec,
+                        [
+                            "TS.CREATERULE",
+                            self.full_key(spec.key),
+                            self.full_key(dest),
+                            "AGGREGATION",
+                            c.aggregation,
+                            c.bucket_ms,
+                        ],
+                    )
+                )
         async with self.redis.pipeline(transaction=False) as pipe:
-            for spec in todo:
-                args: list[str | int] = [
-                    self.full_key(spec.key),
-                    "RETENTION",
-                    spec.retention_ms,
-                    "DUPLICATE_POLICY",
-                    "LAST",
-                    "LABELS",
-                ]
-                for name, value in spec.labels.items():
-                    args += [name, value]
-                pipe.execute_command("TS.CREATE", *args)
+            for _, command in commands:
+                pipe.execute_command(*command)
             started = time.perf_counter()
             results = await pipe.execute(raise_on_error=False)
             self.metrics.redis_command_latency.labels(operation="ts_create").observe(time.perf_counter() - started)
-        for spec, result in zip(todo, results, strict=True):
-            if isinstance(result, ResponseError) and "already exists" not in str(result):
-                self.metrics.redis_errors.labels(operation="ts_create").inc()
+        for (_, command), result in zip(commands, results, strict=True):
+            # Another writer (or an earlier run) got there first: the series/rule exists, as wanted.
+            if isinstance(result, ResponseError) and not any(
+                text in str(result) for text in ("already exists", "already has a")
+            ):
+                self.metrics.redis_errors.labels(operation=str(command[0]).lower().replace(".", "_")).inc()
                 raise result
-            self._created.add(spec.key)
+        self._created.update(spec.key for spec in todo)
+
+    def _create_args(self, key: str, retention_ms: int, labels: Mapping[str, str]) -> list[str | int]:
+        args: list[str | int] = [self.full_key(key), "RETENTION", retention_ms, "DUPLICATE_POLICY", "LAST", "LABELS"]
+        for name, value in labels.items():
+            args += [name, value]
+        return args
 
     async def madd(self, samples: Sequence[tuple[str, int, float]], family: str) -> MaddResult:
         """Write ``(key, timestamp_ms, value)`` samples in one ``TS.MADD``.

@@ -67,10 +67,15 @@ async def test_demo_quotes_reach_redis_timeseries_with_labels_and_metadata(
         assert info["labels"] == {"family": "underlyings", "symbol": "SPY", "field": "bid", "source": "sim"}
         assert info["retentionTime"] == 7 * 24 * 3600 * 1000
         assert info["duplicatePolicy"] == "last"
+        # the 1 s → 1 m → 5 m ladder: two server-side rules from the raw series
+        assert sorted(info["rules"]) == [f"{prefix}underlyings:SPY:bid:1m", f"{prefix}underlyings:SPY:bid:5m"]
+        minute = await ts_info(redis, f"{prefix}underlyings:SPY:bid:1m")
+        assert minute["labels"]["resolution"] == "1m" and minute["sourceKey"] == f"{prefix}underlyings:SPY:bid"
         meta = await redis.hgetall(f"{prefix}meta:underlyings:QQQ")
         assert meta[b"source"] == b"sim" and meta[b"freshness"] == b"fresh"
+        # raw series only: compactions carry a `resolution` label, raw series none (`resolution=`)
         filtered = await redis.execute_command("TS.QUERYINDEX", "family=underlyings", "symbol=QQQ",
-                                               "field=(bid,ask)")
+                                               "field=(bid,ask)", "resolution=")
         assert sorted(k.decode() for k in filtered if k.decode().startswith(prefix)) == [
             f"{prefix}underlyings:QQQ:ask", f"{prefix}underlyings:QQQ:bid"]
         m = platform.metrics.registry.get_sample_value
