@@ -211,6 +211,79 @@ def av_schedule(ctx: click.Context) -> None:
 
 
 @cli.group()
+def archive() -> None:
+    """The Parquet cold archive: export a day, verify against the manifest, upload."""
+
+
+def _redis_url(settings: Settings) -> str:
+    return settings.redis.url or f"redis://127.0.0.1:{settings.embedded.redis_port}/0"
+
+
+@archive.command("export")
+@click.option(
+    "--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="UTC day to export (default: today)"
+)
+@click.option("--root", type=click.Path(path_type=Path), default=Path(".quanticity/archive"), show_default=True)
+@click.pass_context
+def archive_export(ctx: click.Context, day: Any, root: Path) -> None:
+    """Write one day of the hot store to Parquet and update the manifest."""
+    from datetime import UTC, datetime
+
+    from redis.asyncio import Redis
+
+    from quanticity.storage.archive import export_day
+
+    settings = _settings(ctx)
+    target_day = (day or datetime.now(UTC)).date()
+
+    async def run() -> dict[str, Any]:
+        redis = Redis.from_url(_redis_url(settings))
+        try:
+            return await export_day(redis, root, target_day, key_prefix=settings.redis.key_prefix)
+        finally:
+            await redis.aclose()
+
+    written = _run(run())
+    for relative, entry in written.items():
+        click.echo(f"{entry['rows']:>10} rows  {relative}")
+    click.echo(f"{len(written)} files for {target_day.isoformat()} under {root}")
+
+
+@archive.command("verify")
+@click.option("--root", type=click.Path(path_type=Path), default=Path(".quanticity/archive"), show_default=True)
+def archive_verify(root: Path) -> None:
+    """Check every archived file's sha256 and row count against the manifest (exit 1 on any problem)."""
+    from quanticity.storage.archive import load_manifest, verify
+
+    try:
+        problems = verify(root)
+        count = len(load_manifest(root))
+    except QuanticityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for problem in problems:
+        click.echo(f"PROBLEM {problem.path}: {problem.reason}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{count} files verified under {root}")
+
+
+@archive.command("upload")
+@click.argument("url")
+@click.option("--root", type=click.Path(path_type=Path), default=Path(".quanticity/archive"), show_default=True)
+def archive_upload(url: str, root: Path) -> None:
+    """Copy the archive to an fsspec URL (file://…, s3://… with s3fs, gs://… with gcsfs)."""
+    from quanticity.storage.archive import upload
+
+    try:
+        copied = upload(root, url)
+    except QuanticityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{len(copied)} files copied")
+
+
+@cli.group()
 def runtime() -> None:
     """The embedded runtime (Tansu broker, Redis Stack)."""
 

@@ -1,0 +1,236 @@
+"""The cold archive: one day of the hot store → Parquet, with a manifest, a verifier and an upload hook.
+
+Layout under the archive root (Hive-style partitions, the source for replays and research)::
+
+    symbol=SPY/date=2026-11-24/function=options/part-0.parquet
+    symbol=SPY/date=2026-11-24/function=quote/part-0.parquet
+    _macro/date=…/function=TREASURY_YIELD/…          (series without a symbol)
+    manifest.json                                     {path: {rows, sha256, created}}
+
+Each file has one row per sample: ``key``, ``timestamp`` (UTC, ms), ``value`` and the
+series' labels as columns. Raw series only (compactions are derivable). The verifier
+recomputes every file's sha256 and row count against the manifest. Uploads go through
+``fsspec`` URLs (``file://``, and ``s3://``/``gs://`` where s3fs/gcsfs are installed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import structlog
+from redis.asyncio import Redis
+
+from quanticity.errors import QuanticityError
+
+log = structlog.get_logger(__name__)
+
+MANIFEST = "manifest.json"
+#: family label → the ``function`` partition name (indicators/macro use their own function label)
+_FUNCTION_OF_FAMILY = {"underlyings": "quote", "options": "options", "bars": "bars"}
+
+
+class ArchiveError(QuanticityError):
+    """The archive is missing, unreadable, or disagrees with its manifest."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One verification failure."""
+
+    path: str
+    reason: str
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_mrange(reply: Any) -> list[tuple[str, dict[str, str], list[tuple[int, float]]]]:
+    """``TS.MRANGE … WITHLABELS`` as ``(key, labels, samples)``, from RESP2 or RESP3 replies."""
+    rows: list[tuple[str, dict[str, str], list[tuple[int, float]]]] = []
+    if isinstance(reply, dict):  # RESP3: {key: [labels, (aggregators,) samples]}
+        items: Iterable[tuple[Any, Any]] = reply.items()
+        for key, body in items:
+            labels_raw, samples_raw = body[0], body[-1]
+            labels = (
+                {_text(k): _text(v) for k, v in labels_raw.items()}
+                if isinstance(labels_raw, dict)
+                else {_text(k): _text(v) for k, v in labels_raw}
+            )
+            rows.append((_text(key), labels, [(int(t), float(v)) for t, v in samples_raw]))
+        return rows
+    for key, labels_raw, samples_raw in reply:  # RESP2: [[key, [[k, v]…], [[t, v]…]]…]
+        rows.append(
+            (_text(key), {_text(k): _text(v) for k, v in labels_raw}, [(int(t), float(v)) for t, v in samples_raw])
+        )
+    return rows
+
+
+def _partition(labels: dict[str, str], day: date) -> str:
+    family = labels.get("family", "unknown")
+    function = labels.get("function") or _FUNCTION_OF_FAMILY.get(family, family)
+    symbol = labels.get("symbol") or f"_{family}"
+    return f"symbol={symbol}/date={day.isoformat()}/function={function}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+async def export_day(
+    redis: Redis,
+    root: Path,
+    day: date,
+    *,
+    key_prefix: str = "",
+    families: Iterable[str] = ("underlyings", "options", "bars", "indicators", "macro"),
+) -> dict[str, Any]:
+    """Write every raw sample of ``day`` (UTC) to Parquet under ``root`` and update the manifest.
+
+    Re-exporting a day replaces its files (idempotent). Returns the manifest entries written.
+    """
+    start = datetime.combine(day, time(), UTC)
+    t0, t1 = int(start.timestamp() * 1000), int((start + timedelta(days=1)).timestamp() * 1000) - 1
+    partitions: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for family in families:
+        reply = await redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            "TS.MRANGE", t0, t1, "WITHLABELS", "FILTER", f"family={family}", "resolution="
+        )
+        for key, labels, samples in parse_mrange(reply):
+            if key_prefix and not key.startswith(key_prefix):
+                continue
+            if not samples:
+                continue
+            columns = partitions[_partition(labels, day)]
+            for ts, value in samples:
+                columns["key"].append(key[len(key_prefix) :])
+                columns["timestamp"].append(ts)
+                columns["value"].append(value)
+                for name in ("family", "symbol", "field", "expiry", "strike", "right", "function", "source"):
+                    columns[name].append(labels.get(name))
+    written: dict[str, Any] = {}
+    for partition, columns in sorted(partitions.items()):
+        table = pa.table(
+            {
+                **{
+                    name: pa.array(values, type=pa.string())
+                    for name, values in columns.items()
+                    if name not in ("timestamp", "value")
+                },
+                "timestamp": pa.array(columns["timestamp"], type=pa.timestamp("ms", tz="UTC")),
+                "value": pa.array(columns["value"], type=pa.float64()),
+            }
+        )
+        relative = f"{partition}/part-0.parquet"
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_suffix(".parquet.tmp")
+        pq.write_table(table, staging, compression="zstd")
+        staging.replace(target)  # a reader never sees half a file
+        written[relative] = {
+            "rows": table.num_rows,
+            "sha256": sha256_of(target),
+            "created": datetime.now(UTC).isoformat(),
+        }
+    manifest = load_manifest(root)
+    manifest.update(written)
+    _write_manifest(root, manifest)
+    log.info("archive_exported", day=day.isoformat(), files=len(written), rows=sum(e["rows"] for e in written.values()))
+    return written
+
+
+def load_manifest(root: Path) -> dict[str, Any]:
+    """The manifest of ``root`` (empty when there is none yet).
+
+    Raises:
+        ArchiveError: the manifest exists but is not valid JSON.
+    """
+    path = root / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArchiveError(
+            f"cannot read {path}: {exc}", operator_action="restore the manifest or re-export the affected days"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ArchiveError(f"{path} is not a JSON object")
+    return data
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / (MANIFEST + ".tmp")
+    staging.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    staging.replace(root / MANIFEST)
+
+
+def verify(root: Path) -> list[Problem]:
+    """Check every manifest entry: the file exists, its sha256 and its row count match.
+
+    Files present on disk but absent from the manifest are reported too.
+    """
+    manifest = load_manifest(root)
+    problems: list[Problem] = []
+    for relative, entry in sorted(manifest.items()):
+        path = root / relative
+        if not path.is_file():
+            problems.append(Problem(relative, "missing"))
+            continue
+        digest = sha256_of(path)
+        if digest != entry.get("sha256"):
+            problems.append(Problem(relative, f"sha256 {digest[:12]}… differs from the manifest"))
+            continue
+        rows = pq.read_metadata(path).num_rows
+        if rows != entry.get("rows"):
+            problems.append(Problem(relative, f"{rows} rows, manifest says {entry.get('rows')}"))
+    listed = set(manifest)
+    for path in sorted(root.rglob("*.parquet")):
+        relative = path.relative_to(root).as_posix()
+        if relative not in listed:
+            problems.append(Problem(relative, "not in the manifest"))
+    return problems
+
+
+def upload(root: Path, url: str) -> list[str]:
+    """Copy the archive (files and manifest) to an fsspec URL; returns the relative paths copied.
+
+    ``file:///some/dir`` works everywhere; ``s3://`` / ``gs://`` need ``s3fs`` / ``gcsfs``.
+
+    Raises:
+        ArchiveError: the URL's filesystem is not available or a copy failed.
+    """
+    import fsspec
+
+    try:
+        fs, base = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise ArchiveError(
+            f"cannot open {url.split('?')[0]}: {exc}",
+            operator_action="install the fsspec backend for this URL (s3fs, gcsfs)",
+        ) from exc
+    copied: list[str] = []
+    for relative in [*sorted(load_manifest(root)), MANIFEST]:
+        source = root / relative
+        destination = f"{base.rstrip('/')}/{relative}"
+        try:
+            fs.makedirs(destination.rsplit("/", 1)[0], exist_ok=True)
+            fs.put_file(str(source), destination)
+        except OSError as exc:
+            raise ArchiveError(f"upload of {relative} failed: {exc}") from exc
+        copied.append(relative)
+    return copied
