@@ -6,12 +6,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from quanticity.errors import ConfigError
 from quanticity.observability.metrics import Metrics
 from quanticity.schemas.codec import CODEC_NAME
 from quanticity.settings.reload import SettingsHolder
 from quanticity.topology.registry import TopicRegistry
+
+
+@dataclass(frozen=True)
+class AlphaVantageEndpoint:
+    """Base URL and key the AlphaVantage client uses."""
+
+    base_url: str
+    api_key: SecretStr = field(repr=False)
 
 
 @dataclass
@@ -31,7 +41,29 @@ class RoleContext:
     registry: TopicRegistry
     bootstrap: str
     redis_url: str
+    av_endpoint: AlphaVantageEndpoint | None = None
     _redis: Redis | None = field(default=None, repr=False)
+
+    def alphavantage_endpoint(self) -> AlphaVantageEndpoint:
+        """Where AlphaVantage calls go: the simulator the platform started, else the configured service.
+
+        Raises:
+            ConfigError: no simulator runs and no API key is configured.
+        """
+        if self.av_endpoint is not None:
+            return self.av_endpoint
+        av = self.settings.current.alphavantage
+        if av.api_key is None or not av.api_key.get_secret_value():
+            raise ConfigError(
+                [
+                    (
+                        "settings",
+                        "alphavantage.api_key",
+                        "is not set; set ALPHA_VANTAGE_API_KEY or run in sim mode for the simulator",
+                    )
+                ]
+            )
+        return AlphaVantageEndpoint(av.base_url, av.api_key)
 
     def redis(self) -> Redis:
         """The process's shared asyncio Redis client (bytes replies), created on first use."""

@@ -475,13 +475,69 @@ def system_overview() -> dict[str, Any]:
 
 
 def ingestion() -> dict[str, Any]:
-    """Return the "Ingestion & Rate Limits" dashboard.
-
-    Rate-limit panels join once the rate limiter exports metrics; until then the dashboard
-    shows only what the catalogue has.
-    """
+    """Return the "Ingestion & Rate Limits" dashboard."""
     layout = _Layout()
     panels: list[Any] = [
+        layout.row("AlphaVantage calls and quota"),
+        _timeseries(
+            layout,
+            "Calls/min vs quota",
+            [
+                (f"sum(rate(alphavantage_calls_total[{_RATE}])) * 60", "calls/min (all)"),
+                ("max by (limit) (alphavantage_quota_calls_per_minute)", "{{limit}}"),
+            ],
+            unit="short",
+            description="Every request sent, retries included, against the plan quota and our ceiling. "
+            "Alert AlphaVantageQuotaBreach above the ceiling.",
+        ),
+        _timeseries(
+            layout,
+            "Calls/min by function and outcome",
+            [
+                (
+                    f"sum by (function, outcome) (rate(alphavantage_calls_total[{_RATE}])) * 60",
+                    "{{function}} {{outcome}}",
+                )
+            ],
+        ),
+        _timeseries(
+            layout,
+            "Latency p50 / p99 (ms)",
+            [
+                (_quantile(0.5, "alphavantage_latency_ms_bucket", "function"), "p50 {{function}}"),
+                (_quantile(0.99, "alphavantage_latency_ms_bucket", "function"), "p99 {{function}}"),
+            ],
+            unit="ms",
+        ),
+        _timeseries(
+            layout,
+            "Throttle replies and retries/min",
+            [
+                (
+                    f"sum by (function) (rate(alphavantage_throttle_events_total[{_RATE}])) * 60",
+                    "throttled {{function}}",
+                ),
+                (f"sum by (reason) (rate(alphavantage_retries_total[{_RATE}])) * 60", "retry {{reason}}"),
+            ],
+        ),
+        _timeseries(
+            layout,
+            "Rate-limiter wait p99 and tokens",
+            [
+                (_quantile(0.99, "ratelimit_wait_seconds_bucket", "bucket"), "wait p99 {{bucket}}"),
+                ("min by (bucket) (ratelimit_tokens)", "tokens {{bucket}}"),
+            ],
+        ),
+        _timeseries(
+            layout,
+            "Backlog, missed runs and bucket age",
+            [
+                ("scheduler_backlog", "calls waiting or in flight"),
+                (f"sum by (bucket) (increase(scheduler_missed_runs_total[{_RATE}]))", "missed {{bucket}}"),
+                ("max by (bucket) (time() - bucket_last_success_timestamp_seconds)", "age s {{bucket}}"),
+            ],
+            description="Alert AlphaVantageBucketStale: no success for three of the bucket's intervals.",
+        ),
         layout.row("Ingestion"),
         _timeseries(
             layout,
@@ -525,8 +581,8 @@ def ingestion() -> dict[str, Any]:
     return _dashboard(
         "quanticity-ingestion",
         "Ingestion & Rate Limits",
-        "Ingestion throughput, failures, latency and dead letters. Rate-limit panels are added "
-        "when the rate limiter exports metrics.",
+        "AlphaVantage calls against the quota, latency, throttling, rate-limiter waits, scheduler "
+        "backlog and freshness; ingestion throughput, failures, latency and dead letters.",
         ["ingestion"],
         panels,
     )

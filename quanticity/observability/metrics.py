@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from quanticity.data_ingestion.av_metrics import AlphaVantageMetrics
+
 # Latency buckets in seconds: fine below 100 ms (the smoke target), coarse above.
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -154,6 +156,37 @@ class Metrics:
             registry=r,
         )
 
+        # --- AlphaVantage client, rate limiter and cadence matrix
+        self.alphavantage = AlphaVantageMetrics(r)
+        self.scheduler_missed_runs = Counter(
+            "scheduler_missed_runs",
+            "Scheduled runs skipped because the job was late (freshness misses)",
+            ["bucket"],
+            registry=r,
+        )
+        self.scheduler_backlog = Gauge(
+            "scheduler_backlog",
+            "Scheduled calls waiting for a concurrency slot or in flight",
+            registry=r,
+        )
+        self.av_quota = Gauge(
+            "alphavantage_quota_calls_per_minute",
+            "The plan quota and our own ceiling, calls per minute",
+            ["limit"],
+            registry=r,
+        )
+        self.bucket_interval = Gauge(
+            "bucket_interval_seconds",
+            "How often a cadence bucket refreshes each symbol",
+            ["bucket"],
+            registry=r,
+        )
+        self.bucket_last_success = Gauge(
+            "bucket_last_success_timestamp_seconds",
+            "Unix time of the last successful call of a cadence bucket",
+            ["bucket"],
+            registry=r,
+        )
         # --- runtime
         self.embedded_restarts = Counter(
             "embedded_restarts",

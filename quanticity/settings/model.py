@@ -144,6 +144,8 @@ ENV_PREFIX = "QUANTICITY_"
 ENV_SHORTHANDS = {
     "QUANTICITY_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
     "QUANTICITY_REDIS_URL": ("redis", "url"),
+    # the variable AlphaVantage's own docs and tools use
+    "ALPHA_VANTAGE_API_KEY": ("alphavantage", "api_key"),
 }
 
 
