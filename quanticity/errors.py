@@ -11,7 +11,14 @@ Every error the platform raises on purpose derives from ``QuanticityError``::
     ├── RedisUnavailableError        Redis does not answer
     ├── UnknownTopicError            a topic name that the registry does not declare
     ├── UnknownRoleError             a role name that the role registry does not declare
-    └── RecordDecodeError            a payload that is not a valid record of its topic
+    ├── RecordDecodeError            a payload that is not a valid record of its topic
+    ├── AlphaVantageError            an AlphaVantage reply class (tree in data_ingestion/errors.py)
+    ├── AnalyticsInputError          bad kernel input, names the argument (analytics/inputs.py)
+    ├── ArchiveError                 the archive disagrees with its manifest (storage/archive.py)
+    ├── MarketHorizonError           a simulated-market request outside its horizon (simulation/errors.py)
+    └── SimulationRequestError       a malformed request to a simulator (simulation/errors.py)
+
+Subtrees live next to the code that raises them; each still derives from this root.
 
 Errors carry structured fields and, where a person must act, an ``operator_action``
 that ``str()`` appends as an "Operator action:" line.
