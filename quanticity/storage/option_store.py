@@ -19,6 +19,12 @@ from quanticity.schemas import OptionChainSnapshot
 from quanticity.storage.redis_timeseries import PRICE_LADDER, MaddResult, SeriesSpec, TimeSeriesWriter
 
 OPTION_FIELDS = ("mark", "iv")
+#: Per-contract series are kept for expirations up to this far out (the 0DTE…45 DTE strategies
+#: read them); farther expirations live only in the chain document. Keeps a full-chain
+#: universe from turning into hundreds of thousands of series.
+DEFAULT_SERIES_MAX_DTE = 60
+#: Small chunks: a contract's series gets a few samples a minute, and there are thousands.
+_OPTION_CHUNK_BYTES = 256
 _RETENTION_MS = {"ibkr": 48 * 3_600_000}
 _DEFAULT_RETENTION_MS = 7 * 24 * 3_600_000
 
@@ -82,20 +88,33 @@ def chain_series(snapshot: OptionChainSnapshot) -> list[SeriesSpec]:
     return specs
 
 
-class OptionChainStore:
-    """Stores option chain snapshots through a ``TimeSeriesWriter``."""
+def days_to_expiry(snapshot: OptionChainSnapshot) -> int:
+    """Calendar days from the snapshot's event date to its expiry."""
+    return (snapshot.expiry - snapshot.event_time.date()).days
 
-    def __init__(self, writer: TimeSeriesWriter) -> None:
+
+class OptionChainStore:
+    """Stores option chain snapshots through a ``TimeSeriesWriter``.
+
+    Args:
+        writer: the TimeSeries writer.
+        series_max_dte: per-contract series only up to this many days to expiry.
+    """
+
+    def __init__(self, writer: TimeSeriesWriter, series_max_dte: int = DEFAULT_SERIES_MAX_DTE) -> None:
         self.writer = writer
+        self.series_max_dte = series_max_dte
 
     async def store(self, snapshots: Sequence[OptionChainSnapshot]) -> MaddResult:
-        """One ``TS.MADD`` for all series samples, then one ``JSON.SET`` per snapshot.
+        """One ``TS.MADD`` for the near expirations' samples, then one ``JSON.SET`` per snapshot.
 
         Raises:
             redis.exceptions.RedisError: Redis is unreachable; nothing is acknowledged.
         """
         samples: list[tuple[str, int, float]] = []
         for snapshot in snapshots:
+            if days_to_expiry(snapshot) > self.series_max_dte:
+                continue
             own = chain_samples(snapshot)
             # Building 20k series specs per snapshot costs more than the write: only for new contracts.
             if self.writer.unknown(key for key, _, _ in own):

@@ -49,6 +49,7 @@ class SeriesSpec:
     labels: Mapping[str, str]
     retention_ms: int
     compactions: tuple[Compaction, ...] = ()
+    chunk_size: int | None = None  # bytes; None = the server default (4096)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class TimeSeriesWriter:
             return
         commands: list[tuple[SeriesSpec, list[str | int]]] = []
         for spec in todo:
-            commands.append((spec, ["TS.CREATE", *self._create_args(spec.key, spec.retention_ms, spec.labels)]))
+            chunk: list[str | int] = ["CHUNK_SIZE", spec.chunk_size] if spec.chunk_size else []
+            commands.append((spec, ["TS.CREATE", *self._create_args(spec.key, spec.retention_ms, spec.labels), *chunk]))
             for c in spec.compactions:
                 dest = f"{spec.key}:{c.suffix}"
                 labels = {**spec.labels, "resolution": c.suffix}

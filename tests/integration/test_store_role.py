@@ -102,7 +102,8 @@ def _records() -> list[tuple[str, Record]]:
         tickers=[TickerSentiment(ticker="NVDA", relevance_score=0.9, sentiment_score=0.3, sentiment_label="Bullish")],
         **_envelope("news-1"),
     )
-    return [("quotes", chain), ("ticks", bar), ("reference", indicator), ("reference", macro), ("reference", news)]
+    far = chain.model_copy(update={"expiry": date(2027, 6, 18), "record_id": "chain-far"})
+    return [("quotes", chain), ("quotes", far), ("ticks", bar), ("reference", indicator), ("reference", macro), ("reference", news)]
 
 
 async def test_every_record_family_lands_in_its_keys(
@@ -135,6 +136,9 @@ async def test_every_record_family_lands_in_its_keys(
         assert no_iv == []  # no IV from the source → no sample, never a made-up one
         doc = await redis.execute_command("JSON.GET", f"{p}chains:SPY:2026-12-18", "$.strike")
         assert b"612.5" in doc
+        # beyond 60 DTE: the chain document only, no per-contract series
+        assert await redis.exists(f"{p}chains:SPY:2027-06-18")
+        assert not await redis.exists(f"{p}options:SPY:2027-06-18:595:C:mark")
         index = await IngestionIndex(redis, p).entries("SPY")
         assert index["options:2026-12-18"]["freshness"] == "fresh"
         assert index["options:2026-12-18"]["source"] == "alphavantage"
