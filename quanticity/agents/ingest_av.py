@@ -11,7 +11,9 @@ symbol is kept in the ingestion index for failover.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -52,6 +54,56 @@ TOPIC_OF: Mapping[type[Record], str] = {
 }
 
 
+#: On the first reply for a series, publish at most this many points (one regular session
+#: of 1-minute points); later replies publish only what is newer than the last published
+#: point. AlphaVantage has no "since" parameter: an intraday indicator reply carries ~30 days
+#: (20k+ points, >1 MB), which would be re-sent every minute otherwise.
+INITIAL_POINTS = 390
+
+
+class DeltaFilter:
+    """Keeps only the points a series has not published yet (per symbol and function/interval)."""
+
+    def __init__(self, initial_points: int = INITIAL_POINTS) -> None:
+        self.initial_points = initial_points
+        self._watermark: dict[tuple[str, str], datetime] = {}
+
+    def indicator(self, series: IndicatorSeries) -> IndicatorSeries | None:
+        """The part of ``series`` newer than what was published; None when nothing is new."""
+        key = (series.symbol, f"{series.function}:{series.interval}")
+        mark = self._watermark.get(key)
+        start = (
+            bisect.bisect_right(series.timestamps, mark)
+            if mark is not None
+            else max(len(series.timestamps) - self.initial_points, 0)
+        )
+        if start >= len(series.timestamps):
+            return None
+        self._watermark[key] = series.timestamps[-1]
+        if start == 0:
+            return series
+        return series.model_copy(
+            update={
+                "timestamps": series.timestamps[start:],
+                "values": {name: column[start:] for name, column in series.values.items()},
+            }
+        )
+
+    def bars(self, bars: list[Bar]) -> list[Bar]:
+        """The bars newer than the last published one of their symbol and interval."""
+        fresh: list[Bar] = []
+        for bar in bars:
+            key = (bar.symbol, f"bar:{bar.interval_s}")
+            mark = self._watermark.get(key)
+            if mark is None or bar.event_time > mark:
+                fresh.append(bar)
+        for bar in fresh:
+            key = (bar.symbol, f"bar:{bar.interval_s}")
+            if key not in self._watermark or bar.event_time > self._watermark[key]:
+                self._watermark[key] = bar.event_time
+        return fresh
+
+
 class AlphaVantageIngest:
     """Executes scheduled calls: limiter → client → normalizer → topics."""
 
@@ -62,6 +114,7 @@ class AlphaVantageIngest:
         self.topics = {name: ctx.topic(app, name) for name in ("quotes", "ticks", "reference")}
         self.dead_letters = DeadLetterSink(app, ctx, role)
         self.index = IngestionIndex(ctx.redis(), ctx.settings.current.redis.key_prefix)
+        self.delta = DeltaFilter()
 
     async def execute(self, call: Call) -> None:
         """One scheduled call, end to end."""
@@ -102,9 +155,23 @@ class AlphaVantageIngest:
         await self.index.keep_payload(call.function, symbol, reply.body)
         self.ctx.metrics.bucket_last_success.labels(bucket=call.bucket).set_to_current_time()
 
+    def _new_only(self, records: list[Record]) -> list[Record]:
+        bars = self.delta.bars([r for r in records if isinstance(r, Bar)])
+        kept: list[Record] = list(bars)
+        for record in records:
+            if isinstance(record, Bar):
+                continue
+            if isinstance(record, IndicatorSeries):
+                trimmed = self.delta.indicator(record)
+                if trimmed is not None:
+                    kept.append(trimmed)
+                continue
+            kept.append(record)
+        return kept
+
     async def _publish(self, records: list[Record]) -> None:
         sends = []
-        for record in records:
+        for record in self._new_only(records):
             topic = TOPIC_OF[type(record)]
             sends.append(self.topics[topic].send(key=record.key.encode(), value=record))
             self.ctx.metrics.topic_produced.labels(topic=topic).inc()
@@ -133,7 +200,12 @@ def install(app: Any, ctx: RoleContext, role: str) -> None:
         ingest = AlphaVantageIngest(app, ctx, role, client)
         missed = ctx.metrics.scheduler_missed_runs
         scheduler = StreamScheduler(
-            plan, ingest.execute, SystemClock(), on_missed=lambda bucket, n: missed.labels(bucket=bucket).inc(n)
+            plan,
+            ingest.execute,
+            SystemClock(),
+            on_missed=lambda bucket, n: missed.labels(bucket=bucket).inc(n),
+            # the local simulator's market trades at any hour; the real service follows US hours
+            market_hours=ctx.av_endpoint is None,
         )
         ctx.metrics.scheduler_backlog.set_function(lambda: scheduler.backlog)
         ctx.metrics.av_quota.labels(limit="plan").set(cadence.plan_calls_per_min)

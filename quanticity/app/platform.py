@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import structlog
+from pydantic import SecretStr
 
-from quanticity.app.context import RoleContext
+from quanticity.app.context import AlphaVantageEndpoint, RoleContext
 from quanticity.app.factory import build_app
 from quanticity.app.monitors import ConnectionMonitor, broker_monitor, redis_monitor
 from quanticity.app.roles import RoleSpec
@@ -26,12 +27,16 @@ from quanticity.observability.http import MetricsServer
 from quanticity.observability.logging import set_level
 from quanticity.observability.metrics import Metrics
 from quanticity.runtime.embedded import EmbeddedRuntime
+from quanticity.schemas import utc_now
 from quanticity.settings.model import Settings
 from quanticity.settings.reload import SettingsHolder
 from quanticity.topology.admin import ensure_topics
 from quanticity.topology.registry import TopicRegistry
 
 log = structlog.get_logger(__name__)
+
+#: The simulator accepts exactly this key; it is not a secret (the simulator is on loopback).
+_SIM_KEY = "quanticity-local-simulator"
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Platform:
     apps: list[tuple[RoleSpec, Any]] = field(default_factory=list)
     monitors: list[ConnectionMonitor] = field(default_factory=list)
     server: MetricsServer | None = None
+    av_simulator: Any = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     _apps_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -92,6 +98,8 @@ class Platform:
         registry = TopicRegistry(s.kafka.topic_prefix, s.kafka.partitions)
         await ensure_topics(bootstrap, registry, s.kafka.replication_factor, s.kafka.request_timeout_s)
         self.ctx = RoleContext(self.holder, self.metrics, registry, bootstrap, redis_url)
+        if any(role.name == "ingest-av" for role in self.roles) and s.alphavantage.api_key is None:
+            self.ctx.av_endpoint = await self._start_av_simulator()
         self.monitors = [
             redis_monitor(self.ctx.redis(), self.metrics, s.redis.health_interval_s, s.redis.socket_timeout_s),
             broker_monitor(bootstrap, self.metrics, 2.0),
@@ -102,6 +110,27 @@ class Platform:
         await self._start_apps()
         self.holder.subscribe(self._on_reload)
         self._print_banner(bootstrap, redis_url)
+
+    async def _start_av_simulator(self) -> AlphaVantageEndpoint:
+        """Serve the local AlphaVantage simulator on loopback; the ingest role talks to it."""
+        from quanticity.simulation.alphavantage.config import SimulatorConfig
+        from quanticity.simulation.alphavantage.server import serve
+        from quanticity.simulation.market import SimulatedMarket
+
+        sim = self.settings.alphavantage.simulator
+        symbols = sorted({sym for watchlist in self.settings.watchlists.values() for sym in watchlist})
+        market = SimulatedMarket(sim.seed, utc_now(), symbols)
+        self.av_simulator = await serve(
+            "127.0.0.1",
+            sim.port,
+            SimulatorConfig.single_key(_SIM_KEY, per_minute=sim.per_minute_quota, seed=sim.seed),
+            market,
+            utc_now,
+        )
+        host, port = self.av_simulator.addresses[0][:2]
+        self.metrics.system_module_up.labels(module="alphavantage-sim").set(1)
+        log.info("alphavantage_simulator_started", url=f"http://{host}:{port}/query")
+        return AlphaVantageEndpoint(f"http://{host}:{port}/query", SecretStr(_SIM_KEY))
 
     async def _start_apps(self) -> None:
         assert self.ctx is not None  # set by _start before apps exist
@@ -158,16 +187,28 @@ class Platform:
             f"  broker   {bootstrap}{broker_note}",
             f"  redis    {redis_url}{redis_note}",
             f"  metrics  {self.server.url if self.server else 'disabled'}",
+            *self._av_banner(),
             f"  logs     {s.embedded.home.resolve() / 'logs'} (servers); this process logs to stderr",
             "  Ctrl-C stops everything; `quanticity topics` lists the topics.",
         ]
         print("\n".join(lines), file=self.banner, flush=True)
+
+    def _av_banner(self) -> list[str]:
+        if self.ctx is None or not any(role.name == "ingest-av" for role in self.roles):
+            return []
+        if self.ctx.av_endpoint is not None:
+            return [f"  alphavantage  {self.ctx.av_endpoint.base_url}  (local simulator: no API key set)"]
+        return [f"  alphavantage  {self.settings.alphavantage.base_url}  (API key from the settings)"]
 
     async def stop(self) -> None:
         """Stop apps, monitors, Redis client, embedded servers and the endpoint, in that order."""
         await self._stop_apps()
         for monitor in self.monitors:
             await monitor.stop()
+        if self.av_simulator is not None:
+            await self.av_simulator.cleanup()
+            self.av_simulator = None
+            self.metrics.system_module_up.labels(module="alphavantage-sim").set(0)
         if self.ctx is not None:
             await self.ctx.close()
         if self.runtime is not None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quanticity.agents import demo_ingest, store
+from quanticity.agents import demo_ingest, ingest_av, store
 from quanticity.app.context import RoleContext
 from quanticity.errors import UnknownRoleError
 from quanticity.settings.model import Settings
@@ -34,7 +34,13 @@ class RoleSpec:
 # Consumers first: `quanticity up` starts roles in this order, so the store has joined
 # its group before the demo publishes.
 ROLES: tuple[RoleSpec, ...] = (
-    RoleSpec("store", "quotes → Redis TimeSeries and metadata hashes", store.install),
+    RoleSpec("store", "quotes, ticks, reference → Redis TimeSeries, JSON documents, ingestion index", store.install),
+    RoleSpec(
+        "ingest-av",
+        "AlphaVantage cadence matrix → quotes, ticks, reference (the local simulator without a key)",
+        ingest_av.install,
+        lambda s: bool(s.alphavantage.cadence.buckets),
+    ),
     RoleSpec(
         "ingest-demo",
         "synthetic underlying quotes → quotes (sim mode, demo.enabled)",

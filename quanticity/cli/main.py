@@ -211,6 +211,39 @@ def av_schedule(ctx: click.Context) -> None:
 
 
 @cli.group()
+def sim() -> None:
+    """Local simulators of outside services."""
+
+
+@sim.command("alphavantage")
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--key", default="sim-key", show_default=True, help="the API key it accepts (600/min, all entitlements)")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--throttle-key", type=click.Choice(["Information", "Note"]), default="Information", show_default=True)
+@click.pass_context
+def sim_alphavantage(ctx: click.Context, port: int, host: str, key: str, seed: int, throttle_key: str) -> None:
+    """Serve the AlphaVantage simulator (GET /query) until Ctrl-C."""
+    from datetime import UTC, datetime
+
+    from quanticity.simulation.alphavantage.config import SimulatorConfig
+    from quanticity.simulation.alphavantage.server import run_forever
+    from quanticity.simulation.market import SimulatedMarket
+
+    settings = _settings(ctx)
+    symbols = sorted({s for watchlist in settings.watchlists.values() for s in watchlist})
+    config = SimulatorConfig.single_key(key, seed=seed, throttle_key=throttle_key)
+    click.echo(f"AlphaVantage simulator on http://{host}:{port}/query (key {key!r}); Ctrl-C stops it")
+    try:
+        asyncio.run(run_forever(host, port, config, SimulatedMarket(seed, datetime.now(UTC), symbols)))
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        sys.exit(1)
+
+
+@cli.group()
 def archive() -> None:
     """The Parquet cold archive: export a day, verify against the manifest, upload."""
 

@@ -82,6 +82,8 @@ class Job:
         """The calls of one run at ``now`` (expirations resolved, next indicator picked)."""
         function = self.settings.function
         params = dict(self.base_params)
+        if function == "MACRO":
+            function = params.pop("function")
         if function == "INDICATORS":
             function = self.rotation[self._turn % len(self.rotation)]
             self._turn += 1
@@ -257,6 +259,8 @@ class StreamScheduler:
             caller's to count — the scheduler logs and keeps going.
         clock: time source.
         on_missed: told ``(bucket, runs)`` when a late job skips runs.
+        market_hours: hold ``market`` buckets outside 04:00–20:00 ET weekdays. The simulated
+            market trades at any hour, so sim mode turns this off and data flows at night too.
     """
 
     def __init__(
@@ -265,11 +269,14 @@ class StreamScheduler:
         execute: Callable[[Call], Awaitable[None]],
         clock: Clock,
         on_missed: Callable[[str, int], None] | None = None,
+        *,
+        market_hours: bool = True,
     ) -> None:
         self.plan = plan
         self.execute = execute
         self.clock = clock
         self.on_missed = on_missed
+        self.market_hours = market_hours
         self._semaphore = asyncio.Semaphore(plan.cadence.max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._seq = itertools.count()
@@ -280,8 +287,11 @@ class StreamScheduler:
         """Calls dispatched but not finished (waiting for a slot or in flight)."""
         return len(self._tasks)
 
+    def _window(self, job: Job) -> str:
+        return "always" if job.settings.window == "market" and not self.market_hours else job.settings.window
+
     def _first_due(self, job: Job, start: datetime) -> datetime:
-        first = next_window_start(job.settings.window, start)
+        first = next_window_start(self._window(job), start)
         return first + timedelta(seconds=job.offset_s)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -303,7 +313,7 @@ class StreamScheduler:
                 continue
             heapq.heappop(heap)
             now = self.clock.now()
-            if in_window(job.settings.window, now):
+            if in_window(self._window(job), now):
                 for call in job.calls(now, self.plan.cadence):
                     self._spawn(call)
                 heapq.heappush(heap, (self._next_due(job, due, now), next(self._seq), job))

@@ -131,12 +131,25 @@ class RolesSettings(_Section):
     )
 
 
+class AlphaVantageSimulatorSettings(_Section):
+    """The local AlphaVantage simulator `quanticity up` starts when no API key is set."""
+
+    port: int = Field(default=0, ge=0, le=65535, description="0 = a free loopback port")
+    seed: int = 7
+    per_minute_quota: int = Field(default=600, gt=0)
+
+
 class AlphaVantageSettings(_Section):
-    """AlphaVantage: credentials, endpoint and the cadence matrix (config/alpha_vantage.yaml)."""
+    """AlphaVantage: credentials, endpoint and the cadence matrix (config/alpha_vantage.yaml).
+
+    Without ``api_key`` (``ALPHA_VANTAGE_API_KEY``), the platform ingests from the local
+    simulator instead of the real service.
+    """
 
     api_key: SecretStr | None = None
     base_url: str = "https://www.alphavantage.co/query"
     cadence: CadenceSettings = Field(default_factory=CadenceSettings)
+    simulator: AlphaVantageSimulatorSettings = Field(default_factory=AlphaVantageSimulatorSettings)
 
 
 ENV_PREFIX = "QUANTICITY_"

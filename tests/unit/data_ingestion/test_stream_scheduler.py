@@ -178,3 +178,42 @@ async def test_a_stalled_clock_skips_missed_runs_instead_of_bunching_them() -> N
     )
     assert missed == [30]
     assert stamps[3] - stamps[2] == timedelta(seconds=10)
+
+
+async def test_macro_jobs_call_their_own_function() -> None:
+    """A MACRO bucket expands into one call per series, each with its function and maturity."""
+    cadence = CadenceSettings(
+        macro_functions=["CPI", "TREASURY_YIELD"],
+        macro_treasury_maturities=["2year", "10year"],
+        buckets={"macro": BucketSettings(function="MACRO", every_s=3600, window="always")},
+    )
+    plan = build_plan(cadence, {})
+    calls = [job.calls(TUESDAY_10AM, cadence)[0] for job in plan.jobs]
+    assert sorted((c.function, dict(c.params).get("maturity")) for c in calls) == [
+        ("CPI", None),
+        ("TREASURY_YIELD", "10year"),
+        ("TREASURY_YIELD", "2year"),
+    ]
+    assert all("function" not in dict(c.params) for c in calls)
+
+
+async def test_without_market_hours_a_market_bucket_runs_at_night() -> None:
+    """Sim mode (market_hours=False) runs market buckets at 02:00 ET; live mode waits for 04:00."""
+    cadence = CadenceSettings(buckets={"q": BucketSettings(function="GLOBAL_QUOTE", watchlists=["w"], every_s=60)})
+    night = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)  # 02:00 ET
+    for market_hours, expected in ((False, night), (True, datetime(2026, 11, 24, 9, 0, tzinfo=UTC))):
+        clock = VirtualClock(night)
+        stop = asyncio.Event()
+        stamps: list[datetime] = []
+
+        async def execute(
+            call: Call, stamps: list[datetime] = stamps, clock: VirtualClock = clock, stop: asyncio.Event = stop
+        ) -> None:
+            stamps.append(clock.now())
+            stop.set()
+
+        await asyncio.wait_for(
+            StreamScheduler(build_plan(cadence, {"w": ["SPY"]}), execute, clock, market_hours=market_hours).run(stop),
+            10,
+        )
+        assert stamps == [expected]
