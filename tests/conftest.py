@@ -109,8 +109,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from quanticity.runtime.embedded import EmbeddedRuntime
     from quanticity.settings.model import EmbeddedSettings
 
-    settings = EmbeddedSettings(kafka_port=free_port(), redis_port=free_port(),
-                                home=tmp_path_factory.mktemp("embedded"), openssl_dir=OPENSSL_DIR)
+    settings = EmbeddedSettings(
+        kafka_port=free_port(),
+        redis_port=free_port(),
+        home=tmp_path_factory.mktemp("embedded"),
+        openssl_dir=OPENSSL_DIR,
+    )
     runtime = EmbeddedRuntime(settings, Metrics(), with_broker=True, with_redis=True)
     asyncio.run(runtime.start(watch=False))
     try:

@@ -27,7 +27,8 @@ from quanticity.observability.http import MetricsServer
 from quanticity.observability.logging import set_level
 from quanticity.observability.metrics import Metrics
 from quanticity.runtime.embedded import EmbeddedRuntime
-from quanticity.schemas import utc_now
+from quanticity.runtime.probes import http_answers
+from quanticity.runtime.process import ChildProcess, check_port_free, free_loopback_port
 from quanticity.settings.model import Settings
 from quanticity.settings.reload import SettingsHolder
 from quanticity.topology.admin import ensure_topics
@@ -59,7 +60,7 @@ class Platform:
     apps: list[tuple[RoleSpec, Any]] = field(default_factory=list)
     monitors: list[ConnectionMonitor] = field(default_factory=list)
     server: MetricsServer | None = None
-    av_simulator: Any = None
+    av_simulator: ChildProcess | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     _apps_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -112,25 +113,44 @@ class Platform:
         self._print_banner(bootstrap, redis_url)
 
     async def _start_av_simulator(self) -> AlphaVantageEndpoint:
-        """Serve the local AlphaVantage simulator on loopback; the ingest role talks to it."""
-        from quanticity.simulation.alphavantage.config import SimulatorConfig
-        from quanticity.simulation.alphavantage.server import serve
-        from quanticity.simulation.market import SimulatedMarket
+        """Start the local AlphaVantage simulator as a child process on loopback.
 
+        Its own process, like the other embedded servers: building and formatting chains is
+        CPU work that must not compete with the roles' event loop (and a real service is
+        another process too).
+        """
         sim = self.settings.alphavantage.simulator
+        port = sim.port or free_loopback_port()
+        check_port_free("alphavantage-sim", port, "QUANTICITY_ALPHAVANTAGE__SIMULATOR__PORT")
         symbols = sorted({sym for watchlist in self.settings.watchlists.values() for sym in watchlist})
-        market = SimulatedMarket(sim.seed, utc_now(), symbols)
-        self.av_simulator = await serve(
-            "127.0.0.1",
-            sim.port,
-            SimulatorConfig.single_key(_SIM_KEY, per_minute=sim.per_minute_quota, seed=sim.seed),
-            market,
-            utc_now,
+        argv = [
+            sys.executable,
+            "-m",
+            "quanticity.cli.main",
+            "sim",
+            "alphavantage",
+            "--port",
+            str(port),
+            "--key",
+            _SIM_KEY,
+            "--seed",
+            str(sim.seed),
+            "--per-minute",
+            str(sim.per_minute_quota),
+            "--symbols",
+            ",".join(symbols),
+        ]
+        base_url = f"http://127.0.0.1:{port}/query"
+        process = ChildProcess("alphavantage-sim", argv, self.settings.embedded.home.resolve() / "logs" / "av-sim.log")
+        process.start()
+        self.av_simulator = process
+        await process.wait_healthy(
+            lambda: http_answers(f"{base_url}?function=MARKET_STATUS&apikey={_SIM_KEY}"),
+            self.settings.embedded.start_timeout_s,
         )
-        host, port = self.av_simulator.addresses[0][:2]
         self.metrics.system_module_up.labels(module="alphavantage-sim").set(1)
-        log.info("alphavantage_simulator_started", url=f"http://{host}:{port}/query")
-        return AlphaVantageEndpoint(f"http://{host}:{port}/query", SecretStr(_SIM_KEY))
+        log.info("alphavantage_simulator_started", url=base_url, pid=process.pid)
+        return AlphaVantageEndpoint(base_url, SecretStr(_SIM_KEY))
 
     async def _start_apps(self) -> None:
         assert self.ctx is not None  # set by _start before apps exist
@@ -197,7 +217,8 @@ class Platform:
         if self.ctx is None or not any(role.name == "ingest-av" for role in self.roles):
             return []
         if self.ctx.av_endpoint is not None:
-            return [f"  alphavantage  {self.ctx.av_endpoint.base_url}  (local simulator: no API key set)"]
+            pid = self.av_simulator.pid if self.av_simulator else None
+            return [f"  alphavantage  {self.ctx.av_endpoint.base_url}  (local simulator, pid {pid}: no API key set)"]
         return [f"  alphavantage  {self.settings.alphavantage.base_url}  (API key from the settings)"]
 
     async def stop(self) -> None:
@@ -206,7 +227,7 @@ class Platform:
         for monitor in self.monitors:
             await monitor.stop()
         if self.av_simulator is not None:
-            await self.av_simulator.cleanup()
+            await asyncio.get_running_loop().run_in_executor(None, self.av_simulator.stop)
             self.av_simulator = None
             self.metrics.system_module_up.labels(module="alphavantage-sim").set(0)
         if self.ctx is not None:

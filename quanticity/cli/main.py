@@ -221,8 +221,19 @@ def sim() -> None:
 @click.option("--key", default="sim-key", show_default=True, help="the API key it accepts (600/min, all entitlements)")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--throttle-key", type=click.Choice(["Information", "Note"]), default="Information", show_default=True)
+@click.option("--per-minute", type=int, default=600, show_default=True, help="the key's per-minute quota")
+@click.option("--symbols", default=None, help="comma-separated symbols it knows (default: every watchlist)")
 @click.pass_context
-def sim_alphavantage(ctx: click.Context, port: int, host: str, key: str, seed: int, throttle_key: str) -> None:
+def sim_alphavantage(
+    ctx: click.Context,
+    port: int,
+    host: str,
+    key: str,
+    seed: int,
+    throttle_key: str,
+    per_minute: int,
+    symbols: str | None,
+) -> None:
     """Serve the AlphaVantage simulator (GET /query) until Ctrl-C."""
     from datetime import UTC, datetime
 
@@ -231,11 +242,16 @@ def sim_alphavantage(ctx: click.Context, port: int, host: str, key: str, seed: i
     from quanticity.simulation.market import SimulatedMarket
 
     settings = _settings(ctx)
-    symbols = sorted({s for watchlist in settings.watchlists.values() for s in watchlist})
-    config = SimulatorConfig.single_key(key, seed=seed, throttle_key=throttle_key)
+    known = (
+        sorted(s.strip().upper() for s in symbols.split(",") if s.strip())
+        if symbols
+        else sorted({s for watchlist in settings.watchlists.values() for s in watchlist})
+    )
+    config = SimulatorConfig.single_key(key, per_minute=per_minute, seed=seed, throttle_key=throttle_key)
     click.echo(f"AlphaVantage simulator on http://{host}:{port}/query (key {key!r}); Ctrl-C stops it")
     try:
-        asyncio.run(run_forever(host, port, config, SimulatedMarket(seed, datetime.now(UTC), symbols)))
+        _install_uvloop()
+        asyncio.run(run_forever(host, port, config, SimulatedMarket(seed, datetime.now(UTC), known)))
     except KeyboardInterrupt:
         click.echo("stopped")
     except OSError as exc:

@@ -41,3 +41,14 @@ async def redis_answers(url: str, timeout_s: float = 2.0) -> bool:
         return False
     finally:
         await client.aclose()
+
+
+async def http_answers(url: str, timeout_s: float = 2.0) -> bool:
+    """True when ``url`` answers 200 within ``timeout_s``."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -38,6 +38,13 @@ def check_port_free(service: str, port: int, setting: str, host: str = "127.0.0.
             raise
 
 
+def free_loopback_port() -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def tail(path: Path, lines: int = 5) -> str:
     """The last lines of a log file (for error messages)."""
     try:

@@ -24,8 +24,11 @@ def make_settings(stack: Stack, tmp_path: Path) -> Callable[..., Settings]:
     def build(**overrides: object) -> Settings:
         prefix = unique()
         base: dict[str, object] = {
-            "kafka": {"bootstrap": stack.bootstrap, "topic_prefix": prefix,
-                      "profile": "production" if stack.kind == "containers" else "dev"},
+            "kafka": {
+                "bootstrap": stack.bootstrap,
+                "topic_prefix": prefix,
+                "profile": "production" if stack.kind == "containers" else "dev",
+            },
             "redis": {"url": stack.redis_url, "key_prefix": prefix},
             "embedded": {"home": tmp_path / "home", "openssl_dir": OPENSSL_DIR},
             "observability": {"metrics_port": 0, "textfile_dir": tmp_path / "textfiles"},
@@ -49,8 +52,9 @@ async def platform_factory() -> AsyncIterator[Callable[..., Platform]]:
 
     def build(settings: Settings, roles: list[str]) -> Platform:
         metrics = Metrics()
-        platform = Platform(SettingsHolder(settings, lambda: settings, metrics), metrics,
-                            [role(r) for r in roles], banner=io.StringIO())
+        platform = Platform(
+            SettingsHolder(settings, lambda: settings, metrics), metrics, [role(r) for r in roles], banner=io.StringIO()
+        )
         made.append(platform)
         return platform
 

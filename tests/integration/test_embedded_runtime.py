@@ -50,8 +50,7 @@ async def test_a_taken_port_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
 
 async def test_a_binary_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:
     """A server that dies at start-up raises RuntimeStartError quoting its log, within the timeout."""
-    child = ChildProcess("broker", ["/bin/sh", "-c", "echo 'bad listener url' >&2; exit 3"],
-                         tmp_path / "broker.log")
+    child = ChildProcess("broker", ["/bin/sh", "-c", "echo 'bad listener url' >&2; exit 3"], tmp_path / "broker.log")
     child.start()
 
     async def never() -> bool:
@@ -91,8 +90,9 @@ def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
         print("PIDS", rt.pids()["broker"], rt.pids()["redis"], flush=True)
         sys.stdin.read()
     """)
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert parent.stdout is not None
         line = parent.stdout.readline()

@@ -27,11 +27,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_cadence_matrix_flows_from_the_simulator_into_redis(
-        make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]) -> None:
+    make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]
+) -> None:
     """options:SPY:* and underlyings:* get fresh samples, AV bars land, calls are counted by function."""
     shipped = load_settings(ROOT / "config", env_file=None)
-    settings = make_settings(alphavantage={"cadence": shipped.alphavantage.cadence.model_dump()},
-                             watchlists=shipped.watchlists, demo={"interval_s": 1.0})
+    settings = make_settings(
+        alphavantage={"cadence": shipped.alphavantage.cadence.model_dump()},
+        watchlists=shipped.watchlists,
+        demo={"interval_s": 1.0},
+    )
     platform = platform_factory(settings, ["store", "ingest-av", "ingest-demo"])
     await platform.start()
     assert platform.ctx is not None and platform.ctx.av_endpoint is not None  # the simulator serves
@@ -40,8 +44,9 @@ async def test_cadence_matrix_flows_from_the_simulator_into_redis(
     started_ms = int(time.time() * 1000) - 5_000
 
     async def fresh(family_filter: list[str]) -> list[tuple[str, dict[str, str], list[tuple[int, float]]]]:
-        reply = await redis.execute_command("TS.MRANGE", started_ms, "+", "WITHLABELS", "FILTER",
-                                            *family_filter, "resolution=")
+        reply = await redis.execute_command(
+            "TS.MRANGE", started_ms, "+", "WITHLABELS", "FILTER", *family_filter, "resolution="
+        )
         return [row for row in parse_mrange(reply) if row[0].startswith(prefix) and row[2]]
 
     try:

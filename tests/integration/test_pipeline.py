@@ -46,7 +46,8 @@ async def ts_info(redis: Redis, key: str) -> dict[str, Any]:
 
 
 async def test_demo_quotes_reach_redis_timeseries_with_labels_and_metadata(
-        make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]) -> None:
+    make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]
+) -> None:
     """The demo role's quotes are stored per field in labelled series, with a metadata hash."""
     settings = make_settings()
     platform = platform_factory(settings, ["store", "ingest-demo"])
@@ -54,6 +55,7 @@ async def test_demo_quotes_reach_redis_timeseries_with_labels_and_metadata(
     prefix = settings.redis.key_prefix
     redis = Redis.from_url(settings.redis.url)
     try:
+
         async def enough_samples() -> Any:
             try:
                 rows = await redis.execute_command("TS.RANGE", f"{prefix}underlyings:SPY:mid", "-", "+")
@@ -74,10 +76,13 @@ async def test_demo_quotes_reach_redis_timeseries_with_labels_and_metadata(
         meta = await redis.hgetall(f"{prefix}meta:underlyings:QQQ")
         assert meta[b"source"] == b"sim" and meta[b"freshness"] == b"fresh"
         # raw series only: compactions carry a `resolution` label, raw series none (`resolution=`)
-        filtered = await redis.execute_command("TS.QUERYINDEX", "family=underlyings", "symbol=QQQ",
-                                               "field=(bid,ask)", "resolution=")
+        filtered = await redis.execute_command(
+            "TS.QUERYINDEX", "family=underlyings", "symbol=QQQ", "field=(bid,ask)", "resolution="
+        )
         assert sorted(k.decode() for k in filtered if k.decode().startswith(prefix)) == [
-            f"{prefix}underlyings:QQQ:ask", f"{prefix}underlyings:QQQ:bid"]
+            f"{prefix}underlyings:QQQ:ask",
+            f"{prefix}underlyings:QQQ:bid",
+        ]
         m = platform.metrics.registry.get_sample_value
         assert m("redis_connected") == 1 and m("broker_connected") == 1
         assert m("system_module_up", {"module": "store"}) == 1
@@ -88,7 +93,8 @@ async def test_demo_quotes_reach_redis_timeseries_with_labels_and_metadata(
 
 
 async def test_invalid_records_go_to_deadletter_with_reason_and_the_agent_survives(
-        make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]) -> None:
+    make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]
+) -> None:
     """Garbage, unknown types and invalid quotes are dead-lettered, counted, and later quotes still land."""
     settings = make_settings(demo={"enabled": False})
     platform = platform_factory(settings, ["store"])
@@ -96,8 +102,17 @@ async def test_invalid_records_go_to_deadletter_with_reason_and_the_agent_surviv
     registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, **producer_options(settings.kafka))
     await producer.start()
-    good = {"type": "underlying_quote", "record_id": "good-1", "event_time": "2026-11-24T15:00:00+00:00",
-            "source": "sim", "run_id": "test", "mode": "sim", "symbol": "IWM", "bid": 230.0, "ask": 230.1}
+    good = {
+        "type": "underlying_quote",
+        "record_id": "good-1",
+        "event_time": "2026-11-24T15:00:00+00:00",
+        "source": "sim",
+        "run_id": "test",
+        "mode": "sim",
+        "symbol": "IWM",
+        "bid": 230.0,
+        "ask": 230.1,
+    }
     crossed = {**good, "record_id": "crossed", "bid": 231.0}
     try:
         topic = registry.broker_name("quotes")
@@ -108,8 +123,15 @@ async def test_invalid_records_go_to_deadletter_with_reason_and_the_agent_surviv
     finally:
         await producer.stop()
     letters: list[dict[str, Any]] = []
-    await tail_topic(settings.kafka.bootstrap or "", registry, "deadletter", letters.append,
-                     from_beginning=True, limit=3, idle_timeout_s=30)
+    await tail_topic(
+        settings.kafka.bootstrap or "",
+        registry,
+        "deadletter",
+        letters.append,
+        from_beginning=True,
+        limit=3,
+        idle_timeout_s=30,
+    )
     by_reason = {letter["reason"]: letter for letter in letters}
     assert set(by_reason) == {"not_json", "unknown_type", "validation"}
     assert by_reason["not_json"]["payload_preview"] == "{not json"
@@ -117,8 +139,10 @@ async def test_invalid_records_go_to_deadletter_with_reason_and_the_agent_surviv
     assert by_reason["validation"]["original_key"] == "IWM"
     redis = Redis.from_url(settings.redis.url)
     try:
+
         async def stored() -> Any:
             return await redis.exists(f"{settings.redis.key_prefix}underlyings:IWM:bid")
+
         await _wait_for(stored)
     finally:
         await redis.aclose()

@@ -33,11 +33,18 @@ def test_prometheus_scrapes_the_app_and_returns_redis_connected(tmp_path: Path) 
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n"
-        f"  - job_name: quanticity\n    static_configs: [{{targets: ['127.0.0.1:{server.port}']}}]\n")
+        f"  - job_name: quanticity\n    static_configs: [{{targets: ['127.0.0.1:{server.port}']}}]\n"
+    )
     proc = subprocess.Popen(
-        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"))
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("w"),
+    )
     try:
         query = urllib.parse.urlencode({"query": 'redis_connected{job="quanticity"}'})
         url = f"http://127.0.0.1:{prom_port}/api/v1/query?{query}"

@@ -37,15 +37,21 @@ async def _until(check: Callable[[], Awaitable[bool]] | Callable[[], bool], time
 
 
 async def test_killed_redis_and_broker_are_reported_and_recovered(
-        tmp_path: Path, platform_factory: Callable[..., Platform]) -> None:
+    tmp_path: Path, platform_factory: Callable[..., Platform]
+) -> None:
     """SIGKILL Redis, then the broker: the gauges/counters say so, and quotes flow again after each."""
     settings = Settings(
         _env_file=None,
-        embedded={"kafka_port": free_port(), "redis_port": free_port(), "home": tmp_path / "home",
-                  "openssl_dir": OPENSSL_DIR},
+        embedded={
+            "kafka_port": free_port(),
+            "redis_port": free_port(),
+            "home": tmp_path / "home",
+            "openssl_dir": OPENSSL_DIR,
+        },
         redis={"health_interval_s": 0.2},
         observability={"metrics_port": 0, "textfile_dir": tmp_path / "textfiles"},
-        demo={"interval_s": 0.2, "symbols": ["SPY"]}, heartbeat={"interval_s": 0.5},
+        demo={"interval_s": 0.2, "symbols": ["SPY"]},
+        heartbeat={"interval_s": 0.5},
     )
     platform = platform_factory(settings, ["store", "ingest-demo"])
     await platform.start()
@@ -74,8 +80,9 @@ async def test_killed_redis_and_broker_are_reported_and_recovered(
         assert len(await redis.execute_command("TS.RANGE", "underlyings:SPY:mid", 0, back)) >= 3
 
         os.kill(pids["broker"] or 0, signal.SIGKILL)
-        await _until(lambda: (metric("broker_errors_total", {"kind": "unreachable"}) or 0) >= 1, 10,
-                     "broker error counted")
+        await _until(
+            lambda: (metric("broker_errors_total", {"kind": "unreachable"}) or 0) >= 1, 10, "broker error counted"
+        )
         assert metric("broker_connected") == 0
         await _until(lambda: metric("broker_connected") == 1, 40, "broker_connected back to 1")
         assert metric("embedded_restarts_total", {"service": "broker"}) == 1

@@ -103,7 +103,14 @@ def _records() -> list[tuple[str, Record]]:
         **_envelope("news-1"),
     )
     far = chain.model_copy(update={"expiry": date(2027, 6, 18), "record_id": "chain-far"})
-    return [("quotes", chain), ("quotes", far), ("ticks", bar), ("reference", indicator), ("reference", macro), ("reference", news)]
+    return [
+        ("quotes", chain),
+        ("quotes", far),
+        ("ticks", bar),
+        ("reference", indicator),
+        ("reference", macro),
+        ("reference", news),
+    ]
 
 
 async def test_every_record_family_lands_in_its_keys(

@@ -205,9 +205,7 @@ def test_compose_config_is_valid(profiles: tuple[str, ...], tmp_path: Path) -> N
     empty_env = tmp_path / "empty.env"
     empty_env.write_text("")
     profile_args = [arg for p in profiles for arg in ("--profile", p)]
-    proc = _run_compose(
-        "-f", "docker-compose.yml", *profile_args, "config", "-q", cwd=ROOT, env_file=empty_env
-    )
+    proc = _run_compose("-f", "docker-compose.yml", *profile_args, "config", "-q", cwd=ROOT, env_file=empty_env)
     assert proc.returncode == 0, f"docker-compose config rejected the file:\n{proc.stderr}"
 
 
@@ -263,9 +261,7 @@ def test_compose_file_matches_compose_spec_schema(compose_raw: dict[str, Any]) -
     validator = validator_cls(schema)
 
     errors = sorted(validator.iter_errors(compose_raw), key=lambda e: list(e.absolute_path))
-    assert not errors, "\n".join(
-        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors
-    )
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors)
 
     broken = {"services": {"app": {"image": "busybox:1.36", "helthcheck": {}}}}
     assert not validator.is_valid(broken)

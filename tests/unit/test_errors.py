@@ -40,25 +40,30 @@ def test_no_operator_action_line_without_an_action(action: str | None) -> None:
 
 def test_config_error_lists_every_problem() -> None:
     """Every (source, key, problem) triple appears as its own line, plus an operator action."""
-    problems = [("config/system.yaml", "kafka.partitions", "must be >= 1"),
-                ("environment", "QUANTICITY_MODE (mode)", "not one of live, paper, sim, replay"),
-                (".env", "redis.url", "bad scheme")]
+    problems = [
+        ("config/system.yaml", "kafka.partitions", "must be >= 1"),
+        ("environment", "QUANTICITY_MODE (mode)", "not one of live, paper, sim, replay"),
+        (".env", "redis.url", "bad scheme"),
+    ]
 
     error = ConfigError(problems)
     lines = str(error).splitlines()
 
     assert error.problems == problems
     assert lines[0] == "invalid configuration:"
-    assert lines[1:4] == ["  config/system.yaml: kafka.partitions: must be >= 1",
-                          "  environment: QUANTICITY_MODE (mode): not one of live, paper, sim, replay",
-                          "  .env: redis.url: bad scheme"]
+    assert lines[1:4] == [
+        "  config/system.yaml: kafka.partitions: must be >= 1",
+        "  environment: QUANTICITY_MODE (mode): not one of live, paper, sim, replay",
+        "  .env: redis.url: bad scheme",
+    ]
     assert lines[4].startswith("Operator action: ")
 
 
 def test_runtime_start_error_names_service_reason_and_log() -> None:
     """A start failure says which service, why, and where its log is."""
-    error = RuntimeStartError("redis", "exited with code 1", log_file=Path("/var/log/redis.log"),
-                              operator_action="read the log")
+    error = RuntimeStartError(
+        "redis", "exited with code 1", log_file=Path("/var/log/redis.log"), operator_action="read the log"
+    )
 
     assert (error.service, error.reason) == ("redis", "exited with code 1")
     assert error.log_file == Path("/var/log/redis.log")
@@ -78,10 +83,13 @@ def test_port_in_use_error_tells_the_operator_which_setting_to_change() -> None:
     assert "Operator action:" in str(error) and "QUANTICITY_EMBEDDED__KAFKA_PORT" in str(error)
 
 
-@pytest.mark.parametrize(("error", "needle"), [
-    (BrokerUnavailableError("127.0.0.1:19092", "connection refused"), "QUANTICITY_KAFKA_BOOTSTRAP"),
-    (RedisUnavailableError("redis://127.0.0.1:16379/0", "timeout"), "QUANTICITY_REDIS_URL"),
-])
+@pytest.mark.parametrize(
+    ("error", "needle"),
+    [
+        (BrokerUnavailableError("127.0.0.1:19092", "connection refused"), "QUANTICITY_KAFKA_BOOTSTRAP"),
+        (RedisUnavailableError("redis://127.0.0.1:16379/0", "timeout"), "QUANTICITY_REDIS_URL"),
+    ],
+)
 def test_unavailable_errors_carry_an_operator_action(error: QuanticityError, needle: str) -> None:
     """Broker and Redis outages tell the operator which variable to fix."""
     assert "Operator action:" in str(error)
@@ -107,9 +115,11 @@ def test_record_decode_error_keeps_topic_reason_and_detail() -> None:
 
 def test_every_error_class_derives_from_the_root() -> None:
     """Every exception class the module defines is a QuanticityError (one root)."""
-    classes = [obj for obj in vars(errors).values()
-               if isinstance(obj, type) and issubclass(obj, BaseException)
-               and obj.__module__ == errors.__name__]
+    classes = [
+        obj
+        for obj in vars(errors).values()
+        if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__ == errors.__name__
+    ]
 
     assert len(classes) >= 10
     assert all(issubclass(cls, QuanticityError) for cls in classes)
@@ -117,8 +127,7 @@ def test_every_error_class_derives_from_the_root() -> None:
 
 def test_module_docstring_draws_every_error_class() -> None:
     """The tree in the module docstring names every exception class the module defines."""
-    names = [name for name, obj in vars(errors).items()
-             if isinstance(obj, type) and issubclass(obj, QuanticityError)]
+    names = [name for name, obj in vars(errors).items() if isinstance(obj, type) and issubclass(obj, QuanticityError)]
 
     assert errors.__doc__ is not None
     assert [name for name in names if name not in errors.__doc__] == []

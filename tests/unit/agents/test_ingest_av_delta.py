@@ -12,15 +12,35 @@ T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 def _series(minutes: range) -> IndicatorSeries:
     stamps = [T0 + timedelta(minutes=m) for m in minutes]
-    return IndicatorSeries(symbol="SPY", function="SMA", interval="1min", timestamps=stamps,
-                           values={"SMA": [float(m) for m in minutes]}, record_id=f"r{minutes.stop}",
-                           event_time=stamps[-1], source="alphavantage", run_id="t", mode="sim")
+    return IndicatorSeries(
+        symbol="SPY",
+        function="SMA",
+        interval="1min",
+        timestamps=stamps,
+        values={"SMA": [float(m) for m in minutes]},
+        record_id=f"r{minutes.stop}",
+        event_time=stamps[-1],
+        source="alphavantage",
+        run_id="t",
+        mode="sim",
+    )
 
 
 def _bar(minute: int) -> Bar:
-    return Bar(symbol="QQQ", interval_s=60, open=1, high=2, low=0.5, close=1.5, volume=10,
-               record_id=f"b{minute}", event_time=T0 + timedelta(minutes=minute), source="alphavantage",
-               run_id="t", mode="sim")
+    return Bar(
+        symbol="QQQ",
+        interval_s=60,
+        open=1,
+        high=2,
+        low=0.5,
+        close=1.5,
+        volume=10,
+        record_id=f"b{minute}",
+        event_time=T0 + timedelta(minutes=minute),
+        source="alphavantage",
+        run_id="t",
+        mode="sim",
+    )
 
 
 def test_first_reply_is_capped_then_only_new_points_pass() -> None:

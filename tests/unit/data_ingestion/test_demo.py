@@ -14,8 +14,9 @@ T0 = datetime(2025, 3, 4, 14, 30, tzinfo=UTC)
 SYMBOLS = ["SPY", "QQQ", "IWM", "AAPL"]
 
 
-def _run(generator: DemoQuoteGenerator, steps: int, step: timedelta = timedelta(seconds=1)
-         ) -> list[list[UnderlyingQuote]]:
+def _run(
+    generator: DemoQuoteGenerator, steps: int, step: timedelta = timedelta(seconds=1)
+) -> list[list[UnderlyingQuote]]:
     return [generator.next_quotes(T0 + i * step) for i in range(steps)]
 
 

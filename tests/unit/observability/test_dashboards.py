@@ -25,10 +25,7 @@ from quanticity.observability.test_telemetry import TestTelemetry
 
 REPO = Path(__file__).resolve().parents[3]
 DASHBOARD_DIR = REPO / "grafana" / "dashboards"
-SYNC_HINT = (
-    "grafana/dashboards/ is out of date with quanticity/observability/dashboards.py; "
-    "run `make dashboards-sync`"
-)
+SYNC_HINT = "grafana/dashboards/ is out of date with quanticity/observability/dashboards.py; run `make dashboards-sync`"
 
 
 def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
@@ -186,16 +183,14 @@ def test_provisioned_datasource_and_dashboard_provider() -> None:
     ("expr", "names"),
     [
         (
-            "histogram_quantile(0.99, sum by (le, operation) "
-            "(rate(redis_command_latency_seconds_bucket[5m])))",
+            "histogram_quantile(0.99, sum by (le, operation) (rate(redis_command_latency_seconds_bucket[5m])))",
             {"redis_command_latency_seconds_bucket"},
         ),
         ("redis_connected == 0", {"redis_connected"}),
         ("time() - heartbeat_timestamp_seconds > 30", {"heartbeat_timestamp_seconds"}),
         ("absent(heartbeat_timestamp_seconds)", {"heartbeat_timestamp_seconds"}),
         (
-            'sum without (instance) '
-            '(rate(ingest_failures_total{source="alpha", reason=~"http_.*"}[$__rate_interval]))',
+            'sum without (instance) (rate(ingest_failures_total{source="alpha", reason=~"http_.*"}[$__rate_interval]))',
             {"ingest_failures_total"},
         ),
         (

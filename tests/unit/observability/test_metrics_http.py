@@ -14,8 +14,9 @@ from quanticity.errors import PortInUseError, RuntimeStartError
 from quanticity.observability.http import MetricsServer, TextfileCollector
 from quanticity.observability.metrics import Metrics
 
-GOOD_PROM = ('# HELP demo_jobs_done_total Jobs done.\n# TYPE demo_jobs_done_total counter\n'
-             'demo_jobs_done_total{job="a"} 3\n')
+GOOD_PROM = (
+    '# HELP demo_jobs_done_total Jobs done.\n# TYPE demo_jobs_done_total counter\ndemo_jobs_done_total{job="a"} 3\n'
+)
 BAD_PROM = "this is { not prometheus text\n"
 
 
@@ -28,8 +29,9 @@ def servers() -> Iterator[list[MetricsServer]]:
         server.stop()
 
 
-def _start(servers: list[MetricsServer], metrics: Metrics, port: int = 0,
-           textfile_dir: Path | None = None) -> MetricsServer:
+def _start(
+    servers: list[MetricsServer], metrics: Metrics, port: int = 0, textfile_dir: Path | None = None
+) -> MetricsServer:
     server = MetricsServer(metrics, "127.0.0.1", port, textfile_dir)
     servers.append(server)
     server.start()
@@ -79,8 +81,7 @@ def test_scrapes_see_updates(servers: list[MetricsServer]) -> None:
     assert _scrape(server)["broker_connected{}"] == 1
 
 
-def test_textfile_families_are_served_and_bad_files_skipped(tmp_path: Path,
-                                                           servers: list[MetricsServer]) -> None:
+def test_textfile_families_are_served_and_bad_files_skipped(tmp_path: Path, servers: list[MetricsServer]) -> None:
     """A good *.prom file is served; an unparsable one is skipped and counted; other files are ignored."""
     (tmp_path / "good.prom").write_text(GOOD_PROM, encoding="utf-8")
     (tmp_path / "bad.prom").write_text(BAD_PROM, encoding="utf-8")
@@ -95,8 +96,9 @@ def test_textfile_families_are_served_and_bad_files_skipped(tmp_path: Path,
     assert not any(name.startswith("ignored_metric") for name in samples)
 
 
-def test_textfile_written_by_prometheus_client_is_served_unchanged(tmp_path: Path,
-                                                                  servers: list[MetricsServer]) -> None:
+def test_textfile_written_by_prometheus_client_is_served_unchanged(
+    tmp_path: Path, servers: list[MetricsServer]
+) -> None:
     """Every sample of a registry written to a .prom file is served with its name, labels and value."""
     source = CollectorRegistry()
     cases = Counter("suite_cases", "Cases.", ["suite"], registry=source)

@@ -42,7 +42,12 @@ def promtool() -> str:
 
 def _run(promtool: str, *args: str) -> None:
     result = subprocess.run(  # noqa: S603 - our own fixed argument list
-        [promtool, *args], capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+        [promtool, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
     )
     assert result.returncode == 0, (
         f"promtool {' '.join(args)} exited {result.returncode}\n"

@@ -21,8 +21,7 @@ def test_stable_id_is_deterministic_and_sensitive_to_each_part() -> None:
 
     assert base == stable_id("run-1", "SPY", 7)
     assert len(base) == 24 and int(base, 16) >= 0
-    assert len({base, stable_id("run-2", "SPY", 7), stable_id("run-1", "QQQ", 7),
-                stable_id("run-1", "SPY", 8)}) == 4
+    assert len({base, stable_id("run-2", "SPY", 7), stable_id("run-1", "QQQ", 7), stable_id("run-1", "SPY", 8)}) == 4
 
 
 @given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=10**9))
@@ -58,9 +57,16 @@ def test_ingest_time_defaults_to_now() -> None:
     assert before <= quote.ingest_time <= utc_now()
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("record_id", ""), ("run_id", ""), ("source", "bloomberg"), ("mode", "prod"), ("schema_version", 0),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("record_id", ""),
+        ("run_id", ""),
+        ("source", "bloomberg"),
+        ("mode", "prod"),
+        ("schema_version", 0),
+    ],
+)
 def test_envelope_fields_are_validated(field: str, value: object) -> None:
     """Empty ids, unknown sources or modes and schema_version < 1 are rejected."""
     change: dict[str, Any] = {field: value}

@@ -30,8 +30,7 @@ from .samples import all_samples
 
 SAMPLES = all_samples()
 QUOTE_MODELS: dict[str, type[Record]] = {"underlying_quote": UnderlyingQuote}
-ALL_MODELS: dict[str, type[Record]] = {
-    m.model_fields["type"].default: m for spec in TOPICS for m in spec.records}
+ALL_MODELS: dict[str, type[Record]] = {m.model_fields["type"].default: m for spec in TOPICS for m in spec.records}
 _CASES = [(spec, model) for spec in TOPICS for model in spec.records]
 
 
@@ -101,7 +100,7 @@ def _quote_dict(**changes: Any) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize("garbage", [b"\xff\xfe\x00", b"{not json", b"", b"{\"a\": 1"])
+@pytest.mark.parametrize("garbage", [b"\xff\xfe\x00", b"{not json", b"", b'{"a": 1'])
 def test_garbage_bytes_are_not_json(garbage: bytes) -> None:
     """Bytes that are not JSON fail with reason not_json, directly or via the codec."""
     assert _reason(garbage) == "not_json"
@@ -138,12 +137,15 @@ def test_current_schema_version_is_accepted() -> None:
     assert decoded.schema_version == UnderlyingQuote.SCHEMA_VERSION
 
 
-@pytest.mark.parametrize("changes", [
-    {"bid": 10.0, "ask": 9.0},                    # crossed
-    {"event_time": "2025-03-04T14:30:00"},        # naive
-    {"symbol": "spy"},                            # lower case
-    {"extra_field": 1},                           # unknown field
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"bid": 10.0, "ask": 9.0},  # crossed
+        {"event_time": "2025-03-04T14:30:00"},  # naive
+        {"symbol": "spy"},  # lower case
+        {"extra_field": 1},  # unknown field
+    ],
+)
 def test_invalid_records_fail_validation(changes: dict[str, Any]) -> None:
     """A known type with bad fields fails with reason validation, naming the type."""
     with pytest.raises(RecordDecodeError) as info:
@@ -153,8 +155,11 @@ def test_invalid_records_fail_validation(changes: dict[str, Any]) -> None:
 
 
 _json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
-_json = st.recursive(_json_scalars, lambda inner: st.lists(inner, max_size=4)
-                     | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
+_json = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 @given(st.binary(max_size=512))
@@ -169,13 +174,40 @@ def test_arbitrary_bytes_decode_or_raise_record_decode_error(payload: bytes) -> 
             assert isinstance(result, Record)
 
 
-@given(st.sampled_from(sorted(ALL_MODELS)), st.dictionaries(
-    st.sampled_from(["schema_version", "record_id", "event_time", "ingest_time", "source", "run_id", "mode",
-                     "symbol", "bid", "ask", "computed_at", "valid_until", "strike", "right", "price",
-                     "quantity", "limit_price", "bids", "values", "expiry", "low", "high"]),
-    _json, max_size=10))
-def test_arbitrary_json_objects_decode_or_raise_record_decode_error(kind: str,
-                                                                    fields: dict[str, Any]) -> None:
+@given(
+    st.sampled_from(sorted(ALL_MODELS)),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "schema_version",
+                "record_id",
+                "event_time",
+                "ingest_time",
+                "source",
+                "run_id",
+                "mode",
+                "symbol",
+                "bid",
+                "ask",
+                "computed_at",
+                "valid_until",
+                "strike",
+                "right",
+                "price",
+                "quantity",
+                "limit_price",
+                "bids",
+                "values",
+                "expiry",
+                "low",
+                "high",
+            ]
+        ),
+        _json,
+        max_size=10,
+    ),
+)
+def test_arbitrary_json_objects_decode_or_raise_record_decode_error(kind: str, fields: dict[str, Any]) -> None:
     """Objects with a known type and arbitrary field values never escape as another exception."""
     try:
         result = decode_record("any", {**fields, "type": kind}, ALL_MODELS)

@@ -12,8 +12,20 @@ from quanticity.schemas import Bar, DepthLevel, DepthSnapshot, OptionChainSnapsh
 
 from .samples import chain_columns, envelope
 
-_CHAIN_COLUMNS = ("right", "bid", "ask", "last", "volume", "open_interest", "implied_vol",
-                  "delta", "gamma", "theta", "vega", "rho")
+_CHAIN_COLUMNS = (
+    "right",
+    "bid",
+    "ask",
+    "last",
+    "volume",
+    "open_interest",
+    "implied_vol",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "rho",
+)
 
 
 def _quote(**prices: Any) -> UnderlyingQuote:
@@ -110,12 +122,15 @@ def test_valid_bar_and_flat_bar() -> None:
     assert _bar(open=5.0, high=5.0, low=5.0, close=5.0).low == 5.0
 
 
-@pytest.mark.parametrize("ohlc", [
-    {"low": 12.0},                 # low > high
-    {"open": 11.5},                # open above high
-    {"close": 8.0},                # close below low
-    {"high": 9.5, "low": 9.0},     # high below open and close
-])
+@pytest.mark.parametrize(
+    "ohlc",
+    [
+        {"low": 12.0},  # low > high
+        {"open": 11.5},  # open above high
+        {"close": 8.0},  # close below low
+        {"high": 9.5, "low": 9.0},  # high below open and close
+    ],
+)
 def test_bar_outside_its_range_is_rejected(ohlc: dict[str, float]) -> None:
     """low <= open, close <= high must hold."""
     with pytest.raises(ValidationError, match="low <= open, close <= high"):

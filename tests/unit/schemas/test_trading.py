@@ -16,8 +16,9 @@ from .samples import T0, envelope
 
 
 def _analytics(computed_at: datetime, valid_until: datetime) -> AnalyticsResult:
-    return AnalyticsResult(symbol="SPY", kind="vpin", computed_at=computed_at, valid_until=valid_until,
-                           values={"vpin": 0.3}, **envelope())
+    return AnalyticsResult(
+        symbol="SPY", kind="vpin", computed_at=computed_at, valid_until=valid_until, values={"vpin": 0.3}, **envelope()
+    )
 
 
 def test_analytics_validity_window() -> None:
@@ -44,8 +45,15 @@ def test_signal_confidence_is_between_zero_and_one(confidence: float) -> None:
 
 
 def _order(**changes: Any) -> OrderEvent:
-    fields: dict[str, Any] = {"symbol": "SPY", "order_id": "o-1", "side": "buy", "quantity": 1,
-                              "limit_price": Decimal("10.5"), "status": "pending", **changes}
+    fields: dict[str, Any] = {
+        "symbol": "SPY",
+        "order_id": "o-1",
+        "side": "buy",
+        "quantity": 1,
+        "limit_price": Decimal("10.5"),
+        "status": "pending",
+        **changes,
+    }
     return OrderEvent(**fields, **envelope())
 
 
@@ -78,8 +86,15 @@ def test_order_state_sets_partition_the_statuses() -> None:
 
 
 def _fill(**changes: Any) -> Fill:
-    fields: dict[str, Any] = {"symbol": "SPY", "exec_id": "x-1", "order_id": "o-1", "side": "sell",
-                              "quantity": 3, "price": Decimal("2.05"), **changes}
+    fields: dict[str, Any] = {
+        "symbol": "SPY",
+        "exec_id": "x-1",
+        "order_id": "o-1",
+        "side": "sell",
+        "quantity": 3,
+        "price": Decimal("2.05"),
+        **changes,
+    }
     return Fill(**fields, **envelope())
 
 
@@ -91,10 +106,16 @@ def test_fill_prices_are_decimal() -> None:
     assert fill.commission == Decimal("0")
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("price", Decimal("0")), ("price", Decimal("0.00001")), ("commission", Decimal("-0.01")),
-    ("exec_id", ""), ("quantity", -1),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("price", Decimal("0")),
+        ("price", Decimal("0.00001")),
+        ("commission", Decimal("-0.01")),
+        ("exec_id", ""),
+        ("quantity", -1),
+    ],
+)
 def test_fill_rejects_bad_values(field: str, value: object) -> None:
     """Non-positive or over-precise prices, negative commissions, empty ids are refused."""
     with pytest.raises(ValidationError, match=field):
@@ -112,10 +133,24 @@ def test_social_message_needs_a_body_and_a_known_channel() -> None:
 
 def test_dead_letter_is_keyed_by_its_original_topic() -> None:
     """A dead letter's partition key is the topic the payload came from."""
-    letter = DeadLetter(original_topic="orders", reason="validation", detail="d", payload_b64="",
-                        payload_preview="", payload_sha256="0" * 64, **envelope(source="platform"))
+    letter = DeadLetter(
+        original_topic="orders",
+        reason="validation",
+        detail="d",
+        payload_b64="",
+        payload_preview="",
+        payload_sha256="0" * 64,
+        **envelope(source="platform"),
+    )
 
     assert letter.key == "orders"
     with pytest.raises(ValidationError, match="reason"):
-        DeadLetter(original_topic="orders", reason="", detail="d", payload_b64="", payload_preview="",
-                   payload_sha256="0" * 64, **envelope(source="platform"))
+        DeadLetter(
+            original_topic="orders",
+            reason="",
+            detail="d",
+            payload_b64="",
+            payload_preview="",
+            payload_sha256="0" * 64,
+            **envelope(source="platform"),
+        )

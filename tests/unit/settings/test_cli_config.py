@@ -17,7 +17,11 @@ SECRET = "av-key-0123456789abcdef"  # noqa: S105 - a fake key that must never be
 def _run_config(config_dir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "quanticity.cli.main", "--config-dir", str(config_dir), "config"],
-        capture_output=True, text=True, cwd=cwd, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
     )
 
 

@@ -29,13 +29,11 @@ def _config_error(config_dir: Path, env_file: Path | None = None, **overrides: A
 # --- precedence ------------------------------------------------------------------------------
 
 # Every layer that can set kafka.bootstrap, highest precedence first, with its value.
-_LAYERS = ("arguments", "environment", "shorthand", "dotenv", "credentials", "module_b", "module_a",
-           "system")
+_LAYERS = ("arguments", "environment", "shorthand", "dotenv", "credentials", "module_b", "module_a", "system")
 _VALUES = {name: f"{name.replace('_', '-')}:{port}" for port, name in enumerate(_LAYERS, start=1001)}
 
 
-def _set_layer(layer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-               overrides: dict[str, Any]) -> None:
+def _set_layer(layer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any]) -> None:
     value = _VALUES[layer]
     config = tmp_path / "config"
     if layer == "arguments":
@@ -57,8 +55,7 @@ def _set_layer(layer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize("winner", range(len(_LAYERS) + 1), ids=[*_LAYERS, "defaults"])
-def test_the_highest_layer_that_sets_a_value_wins(winner: int, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_highest_layer_that_sets_a_value_wins(winner: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each layer overrides every layer below it and loses to every layer above it."""
     (tmp_path / "config").mkdir()
     overrides: dict[str, Any] = {}
@@ -132,8 +129,9 @@ def test_dotenv_file_sets_nested_values(tmp_path: Path) -> None:
 
 def test_dotenv_file_accepts_the_documented_shorthands(tmp_path: Path) -> None:
     """.env.example documents QUANTICITY_KAFKA_BOOTSTRAP / QUANTICITY_REDIS_URL lines for .env."""
-    env_file = _write(tmp_path / "x.env",
-                      "QUANTICITY_KAFKA_BOOTSTRAP=127.0.0.1:9092\nQUANTICITY_REDIS_URL=redis://127.0.0.1:6379/0\n")
+    env_file = _write(
+        tmp_path / "x.env", "QUANTICITY_KAFKA_BOOTSTRAP=127.0.0.1:9092\nQUANTICITY_REDIS_URL=redis://127.0.0.1:6379/0\n"
+    )
 
     settings = load_settings(tmp_path / "config", env_file=env_file)
 
@@ -143,8 +141,7 @@ def test_dotenv_file_accepts_the_documented_shorthands(tmp_path: Path) -> None:
 
 def test_dotenv_file_shared_with_compose_may_hold_other_variables(tmp_path: Path) -> None:
     """Variables docker-compose.yml reads from .env (TWS_USERID, GRAFANA_…) do not break loading."""
-    env_file = _write(tmp_path / "x.env", "QUANTICITY_MODE=paper\nTWS_USERID=someone\n"
-                                          "GRAFANA_ADMIN_USER=admin\n")
+    env_file = _write(tmp_path / "x.env", "QUANTICITY_MODE=paper\nTWS_USERID=someone\nGRAFANA_ADMIN_USER=admin\n")
 
     assert load_settings(tmp_path / "config", env_file=env_file).mode == "paper"
 
@@ -160,6 +157,7 @@ def test_arguments_override_a_whole_scalar(tmp_path: Path) -> None:
 
 
 # --- error reports ---------------------------------------------------------------------------
+
 
 def test_bad_yaml_value_names_file_and_dotted_key(tmp_path: Path) -> None:
     """An out-of-range YAML value is reported with its file and dotted key."""
@@ -194,9 +192,13 @@ def test_every_bad_value_is_listed(tmp_path: Path) -> None:
 
     error = _config_error(config)
 
-    assert sorted((s, k) for s, k, _ in error.problems) == sorted([
-        (str(system), "mode"), (str(system), "heartbeat.interval_s"), (str(module), "demo.symbols"),
-    ])
+    assert sorted((s, k) for s, k, _ in error.problems) == sorted(
+        [
+            (str(system), "mode"),
+            (str(system), "heartbeat.interval_s"),
+            (str(module), "demo.symbols"),
+        ]
+    )
     for source, key, _ in error.problems:
         assert f"{source}: {key}:" in str(error)
 
@@ -214,8 +216,7 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path, monkeypatch: p
     assert "kafka.partitions" in key
 
 
-def test_bad_shorthand_value_names_the_shorthand_variable(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_shorthand_value_names_the_shorthand_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bad QUANTICITY_KAFKA_BOOTSTRAP is reported under that shorthand name."""
     monkeypatch.setenv("QUANTICITY_KAFKA_BOOTSTRAP", "no-port-here")
 
@@ -225,8 +226,7 @@ def test_bad_shorthand_value_names_the_shorthand_variable(tmp_path: Path,
     assert named == [("environment", "QUANTICITY_KAFKA_BOOTSTRAP")]
 
 
-def test_bad_nested_variable_is_not_blamed_on_the_shorthand(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_nested_variable_is_not_blamed_on_the_shorthand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bad QUANTICITY_REDIS__URL names QUANTICITY_REDIS__URL, the variable the operator set."""
     monkeypatch.setenv("QUANTICITY_REDIS__URL", "http://cache:6379/0")
 
@@ -253,8 +253,7 @@ def test_unknown_yaml_keys_are_rejected(tmp_path: Path) -> None:
 
     error = _config_error(tmp_path / "config")
 
-    assert sorted((s, k) for s, k, _ in error.problems) == [(str(system), "kafka.partition"),
-                                                          (str(system), "modee")]
+    assert sorted((s, k) for s, k, _ in error.problems) == [(str(system), "kafka.partition"), (str(system), "modee")]
     assert all("unknown setting" in p for _, _, p in error.problems)
 
 
@@ -268,8 +267,7 @@ def test_unknown_nested_environment_key_is_rejected(tmp_path: Path, monkeypatch:
     assert named == [("environment", "QUANTICITY_KAFKA__PARTITION")]
 
 
-def test_unknown_top_level_environment_key_is_rejected(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_top_level_environment_key_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """QUANTICITY_MDOE (a typo of QUANTICITY_MODE) fails loudly, as model.py promises for env names."""
     monkeypatch.setenv("QUANTICITY_MDOE", "live")
 
@@ -310,10 +308,13 @@ def test_empty_yaml_file_is_ignored(tmp_path: Path) -> None:
 
 # --- secrets ---------------------------------------------------------------------------------
 
+
 def test_secrets_are_secretstr_and_never_printed(tmp_path: Path) -> None:
     """api_key and redis.password are SecretStr, absent from str, repr and JSON dumps."""
-    _write(tmp_path / "config" / "credentials.yaml",
-           f"alphavantage:\n  api_key: {SECRET}-av\nredis:\n  password: {SECRET}-redis\n")
+    _write(
+        tmp_path / "config" / "credentials.yaml",
+        f"alphavantage:\n  api_key: {SECRET}-av\nredis:\n  password: {SECRET}-redis\n",
+    )
 
     settings = load_settings(tmp_path / "config", env_file=None)
 
@@ -358,7 +359,8 @@ def test_invalid_redis_url_from_yaml_does_not_leak_its_password(tmp_path: Path) 
 
 
 def test_invalid_redis_url_from_environment_does_not_leak_its_password(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same holds when the bad URL comes from QUANTICITY_REDIS_URL."""
     monkeypatch.setenv("QUANTICITY_REDIS_URL", f"tcp://:{SECRET}@cache:6379/0")
 

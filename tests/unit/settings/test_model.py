@@ -25,8 +25,9 @@ def test_bootstrap_accepts_any_host_port_list(servers: list[tuple[str, int]], sc
     assert [part.removeprefix("kafka://") for part in bootstrap.split(",")] == [f"{h}:{p}" for h, p in servers]
 
 
-@pytest.mark.parametrize("value", ["localhost", "localhost:", ":9092", "host:0", "host:65536",
-                                   "host:port", "a:1,b", "a:1,,b:2"])
+@pytest.mark.parametrize(
+    "value", ["localhost", "localhost:", ":9092", "host:0", "host:65536", "host:port", "a:1,b", "a:1,,b:2"]
+)
 def test_bootstrap_rejects_malformed_lists(value: str) -> None:
     """A bootstrap entry without a host or a port in 1..65535 is rejected."""
     with pytest.raises(ValidationError):

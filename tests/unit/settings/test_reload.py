@@ -83,8 +83,7 @@ def test_counts_accumulate_over_several_reloads(config_dir: Path) -> None:
     system = config_dir / "system.yaml"
 
     outcomes = []
-    for text in ("heartbeat:\n  interval_s: 6\n", "mode: nope\n", "heartbeat:\n  interval_s: 8\n",
-                 "kafka: 3\n"):
+    for text in ("heartbeat:\n  interval_s: 6\n", "mode: nope\n", "heartbeat:\n  interval_s: 8\n", "kafka: 3\n"):
         system.write_text(text, encoding="utf-8")
         outcomes.append(holder.reload())
 

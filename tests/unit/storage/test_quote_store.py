@@ -20,8 +20,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _quote(event_time: datetime = T0, source: str = "sim", **prices: Any) -> UnderlyingQuote:
-    return UnderlyingQuote(symbol="SPY", record_id="q-1", event_time=event_time, ingest_time=event_time,
-                           source=source, run_id="run-1", mode="sim", **prices)
+    return UnderlyingQuote(
+        symbol="SPY",
+        record_id="q-1",
+        event_time=event_time,
+        ingest_time=event_time,
+        source=source,
+        run_id="run-1",
+        mode="sim",
+        **prices,
+    )
 
 
 def test_keys_follow_the_documented_scheme() -> None:
@@ -38,9 +46,12 @@ def test_full_quote_gives_every_field_including_mid() -> None:
 
     ts = 1741098600250
     assert samples == [
-        ("underlyings:SPY:bid", ts, 100.0), ("underlyings:SPY:ask", ts, 101.0),
-        ("underlyings:SPY:last", ts, 100.4), ("underlyings:SPY:mid", ts, 100.5),
-        ("underlyings:SPY:bid_size", ts, 200.0), ("underlyings:SPY:ask_size", ts, 300.0),
+        ("underlyings:SPY:bid", ts, 100.0),
+        ("underlyings:SPY:ask", ts, 101.0),
+        ("underlyings:SPY:last", ts, 100.4),
+        ("underlyings:SPY:mid", ts, 100.5),
+        ("underlyings:SPY:bid_size", ts, 200.0),
+        ("underlyings:SPY:ask_size", ts, 300.0),
         ("underlyings:SPY:volume", ts, 5000.0),
     ]
 
@@ -70,17 +81,20 @@ def test_timestamp_is_the_same_instant_in_any_timezone() -> None:
 @given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
 def test_timestamp_is_the_event_time_in_whole_milliseconds(event_time: datetime) -> None:
     """The sample timestamp is the event time's epoch milliseconds, truncated, never off by one."""
-    (_, ts, _), = quote_samples(_quote(event_time=event_time, last=1.0))
+    ((_, ts, _),) = quote_samples(_quote(event_time=event_time, last=1.0))
 
     assert ts == (event_time - EPOCH) // timedelta(milliseconds=1)
 
 
-@pytest.mark.parametrize(("source", "retention_ms"), [
-    ("ibkr", 48 * 3600 * 1000),
-    ("alphavantage", 7 * 24 * 3600 * 1000),
-    ("sim", 7 * 24 * 3600 * 1000),
-    ("replay", 7 * 24 * 3600 * 1000),
-])
+@pytest.mark.parametrize(
+    ("source", "retention_ms"),
+    [
+        ("ibkr", 48 * 3600 * 1000),
+        ("alphavantage", 7 * 24 * 3600 * 1000),
+        ("sim", 7 * 24 * 3600 * 1000),
+        ("replay", 7 * 24 * 3600 * 1000),
+    ],
+)
 def test_series_retention_depends_on_source(source: str, retention_ms: int) -> None:
     """IBKR series keep 48 h; every other source keeps 7 days."""
     specs = quote_series(_quote(source=source, last=1.0))
@@ -94,8 +108,7 @@ def test_series_cover_every_field_with_labels() -> None:
 
     assert [spec.key for spec in specs] == [f"underlyings:SPY:{field}" for field in QUOTE_FIELDS]
     for spec, field in zip(specs, QUOTE_FIELDS, strict=True):
-        assert dict(spec.labels) == {"family": "underlyings", "symbol": "SPY", "field": field,
-                                     "source": "ibkr"}
+        assert dict(spec.labels) == {"family": "underlyings", "symbol": "SPY", "field": field, "source": "ibkr"}
 
 
 def test_sample_keys_are_a_subset_of_series_keys() -> None:

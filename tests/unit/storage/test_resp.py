@@ -23,7 +23,8 @@ def _redis_py(*args: bytes | str | int | float) -> bytes:
 def test_madd_of_one_sample_is_the_expected_resp() -> None:
     """A single sample encodes to the documented RESP array."""
     assert encode_madd([(b"underlyings:SPY:bid", 1_700_000_000_123, 600.01)]) == (
-        b"*4\r\n$7\r\nTS.MADD\r\n$19\r\nunderlyings:SPY:bid\r\n$13\r\n1700000000123\r\n$6\r\n600.01\r\n")
+        b"*4\r\n$7\r\nTS.MADD\r\n$19\r\nunderlyings:SPY:bid\r\n$13\r\n1700000000123\r\n$6\r\n600.01\r\n"
+    )
 
 
 @given(_samples)

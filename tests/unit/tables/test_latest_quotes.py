@@ -16,8 +16,16 @@ T0 = datetime(2025, 3, 4, 14, 30, tzinfo=UTC)
 
 
 def _quote(record_id: str, event_time: datetime) -> UnderlyingQuote:
-    return UnderlyingQuote(symbol="SPY", last=100.0, record_id=record_id, event_time=event_time,
-                           ingest_time=event_time, source="sim", run_id="run-1", mode="sim")
+    return UnderlyingQuote(
+        symbol="SPY",
+        last=100.0,
+        record_id=record_id,
+        event_time=event_time,
+        ingest_time=event_time,
+        source="sim",
+        run_id="run-1",
+        mode="sim",
+    )
 
 
 def test_first_quote_is_stored() -> None:
@@ -65,12 +73,15 @@ def test_table_value_round_trips_the_event_time() -> None:
     assert datetime.fromisoformat(value["event_time"]) == quote.event_time
 
 
-@pytest.mark.parametrize(("age", "expected"), [
-    (timedelta(0), "fresh"),
-    (timedelta(seconds=5), "fresh"),               # exactly max_age is still fresh
-    (timedelta(seconds=5, microseconds=1), "stale"),
-    (timedelta(seconds=-1), "fresh"),              # clock skew: event slightly in the future
-])
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [
+        (timedelta(0), "fresh"),
+        (timedelta(seconds=5), "fresh"),  # exactly max_age is still fresh
+        (timedelta(seconds=5, microseconds=1), "stale"),
+        (timedelta(seconds=-1), "fresh"),  # clock skew: event slightly in the future
+    ],
+)
 def test_freshness(age: timedelta, expected: str) -> None:
     """A quote is stale only when it is older than max_age."""
     quote = _quote("a", T0)
@@ -78,16 +89,17 @@ def test_freshness(age: timedelta, expected: str) -> None:
     assert freshness(quote, T0 + age, timedelta(seconds=5)) == expected
 
 
-_offsets = st.lists(st.integers(min_value=-10**6, max_value=10**6), min_size=1, max_size=30)
+_offsets = st.lists(st.integers(min_value=-(10**6), max_value=10**6), min_size=1, max_size=30)
 _zones = st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9, minutes=30))])
 
 
 @given(_offsets, st.data())
-def test_store_only_when_classified_store_keeps_the_latest_event_time(offsets: list[int],
-                                                                       data: st.DataObject) -> None:
+def test_store_only_when_classified_store_keeps_the_latest_event_time(offsets: list[int], data: st.DataObject) -> None:
     """For quotes (with redeliveries) in any order, the stored event_time ends as the max seen."""
-    quotes = [_quote(f"id-{i}", (T0 + timedelta(milliseconds=ms)).astimezone(data.draw(_zones)))
-              for i, ms in enumerate(offsets)]
+    quotes = [
+        _quote(f"id-{i}", (T0 + timedelta(milliseconds=ms)).astimezone(data.draw(_zones)))
+        for i, ms in enumerate(offsets)
+    ]
     redeliveries = data.draw(st.lists(st.sampled_from(quotes), max_size=10))
     arrival = data.draw(st.permutations(quotes + redeliveries))
 

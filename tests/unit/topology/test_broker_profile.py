@@ -65,8 +65,11 @@ def test_production_producer_waits_for_all_replicas() -> None:
 
 def test_consumer_sessions_are_short_only_on_dev() -> None:
     """dev consumers use 6 s sessions with 1 s heartbeats; production keeps the defaults."""
-    assert consumer_options(DEV) == {"request_timeout_ms": 10_000, "session_timeout_ms": 6000,
-                                     "heartbeat_interval_ms": 1000}
+    assert consumer_options(DEV) == {
+        "request_timeout_ms": 10_000,
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 1000,
+    }
     assert consumer_options(PRODUCTION) == {"request_timeout_ms": 20_000}
 
 

@@ -9,7 +9,16 @@ from quanticity.schemas import DeadLetter, Signal, UnderlyingQuote
 from quanticity.topology.registry import DEADLETTER, TOPICS, TopicRegistry, TopicSpec
 
 EXPECTED = [
-    "quotes", "ticks", "depth", "analytics", "signals", "orders", "fills", "social", "reference", "deadletter",
+    "quotes",
+    "ticks",
+    "depth",
+    "analytics",
+    "signals",
+    "orders",
+    "fills",
+    "social",
+    "reference",
+    "deadletter",
 ]
 _DAY_MS = 24 * 3_600_000
 
@@ -59,9 +68,9 @@ def test_broker_and_logical_names_with_a_prefix() -> None:
 
     assert registry.broker_name("quotes") == "t-abc.quotes"
     assert registry.logical_name("t-abc.quotes") == "quotes"
-    assert registry.logical_name("quotes") is None                # missing prefix
-    assert registry.logical_name("t-abc.unknown") is None         # prefix but not ours
-    assert registry.logical_name("t-xyz.quotes") is None          # another deployment's
+    assert registry.logical_name("quotes") is None  # missing prefix
+    assert registry.logical_name("t-abc.unknown") is None  # prefix but not ours
+    assert registry.logical_name("t-xyz.quotes") is None  # another deployment's
     assert all(registry.logical_name(registry.broker_name(n)) == n for n in EXPECTED)
 
 
