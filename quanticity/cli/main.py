@@ -218,7 +218,7 @@ def sim() -> None:
 @sim.command("alphavantage")
 @click.option("--port", type=int, default=8765, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--key", default="sim-key", show_default=True, help="the API key it accepts (600/min, all entitlements)")
+@click.option("--key", default=None, help="accept only this API key (default: any non-empty key but 'demo')")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--throttle-key", type=click.Choice(["Information", "Note"]), default="Information", show_default=True)
 @click.option("--per-minute", type=int, default=600, show_default=True, help="the key's per-minute quota")
@@ -247,8 +247,12 @@ def sim_alphavantage(
         if symbols
         else sorted({s for watchlist in settings.watchlists.values() for s in watchlist})
     )
-    config = SimulatorConfig.single_key(key, per_minute=per_minute, seed=seed, throttle_key=throttle_key)
-    click.echo(f"AlphaVantage simulator on http://{host}:{port}/query (key {key!r}); Ctrl-C stops it")
+    if key:
+        config = SimulatorConfig.single_key(key, per_minute=per_minute, seed=seed, throttle_key=throttle_key)
+    else:
+        config = SimulatorConfig.any_key_premium(per_minute, seed=seed, throttle_key=throttle_key)
+    accepted = repr(key) if key else "any key"
+    click.echo(f"AlphaVantage simulator on http://{host}:{port}/query ({accepted}, {per_minute}/min); Ctrl-C stops it")
     try:
         _install_uvloop()
         asyncio.run(run_forever(host, port, config, SimulatedMarket(seed, datetime.now(UTC), known)))

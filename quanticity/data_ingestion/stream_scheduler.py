@@ -365,7 +365,7 @@ def describe_plan(plan: Plan) -> Iterable[str]:
         yield f"{bucket:<28} {spec.function:<20} {count:>7} {spec.every_s:>7.0f}s {per_bucket[bucket]:>10.2f}"
     total = plan.total_calls_per_minute()
     yield (
-        f"{'TOTAL':<28} {'':<20} {len(plan.jobs):>7} {'':>8} {total:>10.2f}  "
+        f"TOTAL {total:.2f} calls/min planned across {len(plan.jobs)} jobs "
         f"(ceiling {plan.cadence.ceiling_calls_per_min}/min, plan quota {plan.cadence.plan_calls_per_min}/min)"
     )
     for bucket, function, symbol, served_by in plan.delegated:

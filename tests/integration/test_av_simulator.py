@@ -375,3 +375,16 @@ async def test_fault_injection(start: Start) -> None:
     began = time.perf_counter()
     await _get(client, function="NEWS_SENTIMENT", tickers="AAPL", limit="1")
     assert time.perf_counter() - began >= 0.3
+
+
+async def test_any_key_mode_accepts_every_key_but_demo(start: Start) -> None:
+    """With ``any_key`` (the CLI default) any non-empty key is premium; ``demo`` and no key are refused."""
+    from quanticity.simulation.alphavantage.config import KeyPlan
+
+    client, _ = await start(keys={}, any_key=KeyPlan.premium(600))
+    quote = await client.get("/query", params={"apikey": "whatever-1", "function": "GLOBAL_QUOTE", "symbol": "SPY"})
+    assert "Global Quote" in quote.json()
+    missing = await client.get("/query", params={"function": "GLOBAL_QUOTE", "symbol": "SPY"})
+    assert "apikey is invalid or missing" in missing.json()["Error Message"]
+    demo = await client.get("/query", params={"apikey": "demo", "function": "GLOBAL_QUOTE", "symbol": "SPY"})
+    assert "demo" in demo.json()["Information"]

@@ -106,7 +106,10 @@ class SimulatorConfig:
     """Everything the AlphaVantage simulator needs besides the market and the clock.
 
     Attributes:
-        keys: API key -> plan. Other keys are rejected as invalid (``demo`` gets the demo message).
+        keys: API key -> plan. Other keys are rejected as invalid (``demo`` gets the demo message)
+            unless ``any_key`` is set.
+        any_key: plan for every other non-empty key (a permissive local server; each key still
+            has its own quota).
         throttle_key: top-level key of throttle replies: ``Information`` (since 2024) or ``Note`` (2018-2023).
         faults: function name (or ``"*"`` for all) -> fault rules.
         seed: seed of the fault and junk-greek draws.
@@ -118,6 +121,7 @@ class SimulatorConfig:
     """
 
     keys: Mapping[str, KeyPlan]
+    any_key: KeyPlan | None = None
     throttle_key: Literal["Information", "Note"] = "Information"
     faults: Mapping[str, tuple[FaultRule, ...]] = field(default_factory=dict)
     seed: int = 0
@@ -126,6 +130,11 @@ class SimulatorConfig:
     quota_window_s: float = 60.0
     daily_reset_tz: str = "UTC"
     daily_history_days: int = 400
+
+    @classmethod
+    def any_key_premium(cls, per_minute: int = 600, **options: object) -> SimulatorConfig:
+        """Every non-empty key (but ``demo``) is a premium key with every entitlement."""
+        return cls(keys={}, any_key=KeyPlan.premium(per_minute), **options)  # type: ignore[arg-type]
 
     @classmethod
     def single_key(cls, apikey: str, per_minute: int = 600, **options: object) -> SimulatorConfig:

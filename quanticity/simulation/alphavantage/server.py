@@ -140,6 +140,8 @@ async def _query(request: web.Request) -> web.Response:
     now = state.clock()
     apikey = params.get("apikey", "")
     plan = state.config.keys.get(apikey)
+    if plan is None and apikey and apikey != "demo":
+        plan = state.config.any_key
     if plan is None:
         return _json(messages.demo_key() if apikey == "demo" else messages.invalid_apikey())
     raw_function = params.get("function", "")
