@@ -8,13 +8,13 @@ reason. Rows that are kept with some values withheld are listed in ``row_flags``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal, TypedDict
 
+from quanticity.data_ingestion.av_replies import redact as redact_key
 from quanticity.errors import RecordDecodeError
 from quanticity.schemas.base import Record
 from quanticity.settings.model import Mode
@@ -162,15 +162,13 @@ class NormalizeResult:
         self.flag("empty")
 
 
-# AlphaVantage's daily-cap text quotes the caller's key ("detected your API key as KEY");
-# nothing the normalizer reports may carry it.
-_KEY_IN_TEXT = re.compile(r"(API key as )\S+", re.IGNORECASE)
 _TEXT_LIMIT = 300
 
 
 def redact(text: str) -> str:
     """``text`` without any API key AlphaVantage echoed into it, cut to a sane length."""
-    text = _KEY_IN_TEXT.sub(r"\1[redacted]", text)
+    # One redaction rule for the package: the client's (daily-cap echo, apikey= in URLs).
+    text = redact_key(text)
     return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 1] + "…"
 
 

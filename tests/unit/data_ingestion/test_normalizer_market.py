@@ -252,4 +252,4 @@ def test_echoed_api_key_never_reaches_the_error() -> None:
         normalize("GLOBAL_QUOTE", {}, body, context=context())
 
     assert "ABCD1234EFGH5678" not in str(excinfo.value)
-    assert "[redacted]" in excinfo.value.detail
+    assert "API key as ***" in excinfo.value.detail  # the package-wide redaction marker
