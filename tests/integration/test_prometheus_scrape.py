@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from quanticity.observability.http import MetricsServer
-from quanticity.observability.metrics import Metrics
+from quanticity.app.platform import Platform
+from quanticity.settings import Settings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
 
-def test_prometheus_scrapes_the_app_and_returns_redis_connected(tmp_path: Path) -> None:
-    """Prometheus (Debian package) scrapes our endpoint; /api/v1/query returns the value we set."""
+def _query(url: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+        return json.load(response)["data"]["result"]  # type: ignore[no-any-return]
+
+
+async def test_prometheus_scrapes_the_running_app_and_returns_redis_connected(
+    tmp_path: Path, make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]
+) -> None:
+    """Prometheus (Debian package) scrapes a running platform; /api/v1/query returns redis_connected 1."""
     prometheus = shutil.which("prometheus")
     assert prometheus, "prometheus is not installed: run `bash scripts/install-system-deps.sh` (Debian package)"
-    metrics = Metrics()
-    metrics.redis_connected.set(1)
-    metrics.system_module_up.labels(module="store").set(1)
-    server = MetricsServer(metrics, "127.0.0.1", 0)
-    server.start()
+    settings = make_settings(
+        demo={"enabled": False}, observability={"metrics_port": free_port(), "metrics_host": "127.0.0.1"}
+    )
+    platform = platform_factory(settings, ["store"])
+    await platform.start()
+    assert platform.server is not None
+    server = platform.server
     prom_port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -53,16 +64,14 @@ def test_prometheus_scrapes_the_app_and_returns_redis_connected(tmp_path: Path) 
         while time.monotonic() < deadline:
             assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-                    result = json.load(response)["data"]["result"]
+                result = await asyncio.to_thread(_query, url)
             except OSError:
                 result = []
             if result:
                 break
-            time.sleep(0.5)
+            await asyncio.sleep(0.5)
         assert result, "Prometheus never returned redis_connected"
         assert result[0]["value"][1] == "1"  # type: ignore[index]
     finally:
         proc.terminate()
         proc.wait(20)
-        server.stop()
