@@ -46,6 +46,8 @@ class _TelemetryPlugin:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             outcome = report.outcome if report.when == "call" else ("skipped" if report.skipped else "error")
             self.telemetry.record(report.nodeid, outcome, report.duration)
+            if outcome == "passed" and "live_alpha" in report.keywords:
+                self.telemetry.live_alpha_success.inc()
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         now = time.time()

@@ -90,6 +90,11 @@ class TestTelemetry:
             ["suite", "outcome"],
             registry=r,
         )
+        self.live_alpha_success = Counter(
+            "test_live_alpha_success",
+            "Passed tests of the live AlphaVantage suite (pytest -m live_alpha) in the last session",
+            registry=r,
+        )
         self.case_duration = Histogram(
             "test_case_duration_seconds",
             "Duration of the test cases of the last pytest session",
