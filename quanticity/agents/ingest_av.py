@@ -91,16 +91,14 @@ class DeltaFilter:
 
     def bars(self, bars: list[Bar]) -> list[Bar]:
         """The bars newer than the last published one of their symbol and interval."""
-        fresh: list[Bar] = []
-        for bar in bars:
-            key = (bar.symbol, f"bar:{bar.interval_s}")
-            mark = self._watermark.get(key)
-            if mark is None or bar.event_time > mark:
-                fresh.append(bar)
+
+        def key(bar: Bar) -> tuple[str, str]:
+            return (bar.symbol, f"bar:{bar.interval_s}")
+
+        # Judged against the marks from before this reply, so the order of its bars does not matter.
+        fresh = [b for b in bars if (mark := self._watermark.get(key(b))) is None or b.event_time > mark]
         for bar in fresh:
-            key = (bar.symbol, f"bar:{bar.interval_s}")
-            if key not in self._watermark or bar.event_time > self._watermark[key]:
-                self._watermark[key] = bar.event_time
+            self._watermark[key(bar)] = max(self._watermark.get(key(bar), bar.event_time), bar.event_time)
         return fresh
 
 

@@ -53,9 +53,9 @@ _ARTIFICIAL_SYMBOL = "XXYYZZ"  # AlphaVantage's fake underlying in samples shown
 # --------------------------------------------------------------------------- redaction
 _QUERY_KEY = re.compile(r"(apikey=)[^&\s\"'<>]+", re.IGNORECASE)
 _ECHOED_KEY = re.compile(r"(api key as\s+)[^\s,;]+", re.IGNORECASE)  # the daily-cap text echoes the key
-# A literal key is replaced only from 8 characters on (real keys have 16): replacing a
-# placeholder such as "demo" would mangle AlphaVantage's own texts, and the two patterns
-# above already catch every place a key of any length is known to appear.
+# A literal key is replaced only from 8 characters on (real keys have 16): replacing a short
+# stand-in key such as "demo" everywhere would mangle AlphaVantage's own texts ("for demo
+# purposes"), and the two patterns above already catch every place a key is known to appear.
 MIN_LITERAL_SECRET = 8
 
 

@@ -300,7 +300,7 @@ def test_redact_removes_query_keys_echoes_and_the_literal_key() -> None:
     assert "API key as *** and" in cleaned
 
 
-def test_redact_leaves_short_placeholders_in_prose_alone() -> None:
+def test_redact_leaves_short_stand_in_keys_in_prose_alone() -> None:
     """A short key like "demo" is only removed where a key is known to appear, not from every word."""
     assert redact("The **demo** API key is for demo purposes only.", "demo") == (
         "The **demo** API key is for demo purposes only."
