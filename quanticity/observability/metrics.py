@@ -11,6 +11,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from quanticity.data_ingestion.av_metrics import AlphaVantageMetrics
+from quanticity.ibkr.metrics import IbkrMetrics
+from quanticity.observability.analytics_metrics import AnalyticsMetrics
 
 # Latency buckets in seconds: fine below 100 ms (the smoke target), coarse above.
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -187,6 +189,9 @@ class Metrics:
             ["bucket"],
             registry=r,
         )
+        # --- IBKR (Module 2) and analytics (Module 3)
+        self.ibkr = IbkrMetrics(r)
+        self.analytics = AnalyticsMetrics(r)
         # --- runtime
         self.embedded_restarts = Counter(
             "embedded_restarts",

@@ -11,7 +11,6 @@ import yaml
 
 from quanticity.observability import dashboards
 from quanticity.observability.dashboards import (
-    DATASOURCE_UID,
     REDIS_EXPORTER_METRICS,
     build_dashboards,
     dashboard_text,
@@ -21,6 +20,7 @@ from quanticity.observability.dashboards import (
     write_dashboards,
 )
 from quanticity.observability.metrics import Metrics
+from quanticity.observability.panels import DATASOURCE_UID
 from quanticity.observability.test_telemetry import TestTelemetry
 
 REPO = Path(__file__).resolve().parents[3]

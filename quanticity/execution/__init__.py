@@ -1,0 +1,1 @@
+"""Order routing, idempotent placement and position reconciliation."""

@@ -1,0 +1,1 @@
+"""Interactive Brokers: connection, contracts, market data, depth, account (ib_insync)."""
