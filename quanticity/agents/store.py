@@ -1,4 +1,4 @@
-"""Role ``store``: ``quotes``, ``ticks`` and ``reference`` → Redis (the hot store).
+"""Role ``store``: ``quotes``, ``ticks``, ``depth`` and ``reference`` → Redis (the hot store).
 
 One agent per topic, each thin: decode, hand the record to its store, update the
 ingestion index. Invalid records go to the dead-letter topic. When Redis is down the
@@ -21,17 +21,23 @@ from redis.exceptions import RedisError
 from quanticity.agents.deadletter import DeadLetterSink, guarded
 from quanticity.app.context import RoleContext
 from quanticity.schemas import (
+    AuctionState,
     Bar,
+    DepthSnapshot,
     IndicatorSeries,
     MacroSeries,
     NewsItem,
     OptionChainSnapshot,
+    OptionQuote,
     Record,
+    Tick,
     UnderlyingQuote,
     utc_now,
 )
 from quanticity.schemas.codec import decode_record
 from quanticity.storage import reference_store as refs
+from quanticity.storage.ibkr_depth_store import DepthStore
+from quanticity.storage.ibkr_marketstore import IbkrMarketStore
 from quanticity.storage.ingestion_index import IngestionIndex, freshness_of
 from quanticity.storage.option_store import OptionChainStore
 from quanticity.storage.quote_store import UnderlyingQuoteStore
@@ -74,6 +80,8 @@ class Stores:
     options: OptionChainStore
     reference: refs.ReferenceStore
     index: IngestionIndex
+    ibkr: IbkrMarketStore
+    depth: DepthStore
 
     @classmethod
     def build(cls, ctx: RoleContext) -> Stores:
@@ -84,6 +92,8 @@ class Stores:
             OptionChainStore(writer),
             refs.ReferenceStore(writer),
             IngestionIndex(ctx.redis(), prefix),
+            IbkrMarketStore(writer),
+            DepthStore(ctx.redis(), ctx.settings.current.ibkr.depth.ttl_s, prefix),
         )
 
 
@@ -97,6 +107,10 @@ class StoreHandlers:
         self.by_type: dict[type[Record], Callable[[Any], Awaitable[None]]] = {
             UnderlyingQuote: self.on_quote,
             OptionChainSnapshot: self.on_chain,
+            OptionQuote: self.on_ibkr,
+            AuctionState: self.on_ibkr,
+            Tick: self.on_tick,
+            DepthSnapshot: self.on_depth,
             Bar: self.on_bar,
             IndicatorSeries: self.on_indicator,
             MacroSeries: self.on_macro,
@@ -109,7 +123,19 @@ class StoreHandlers:
             self._stores = Stores.build(self.ctx)
         return self._stores
 
+    async def on_ibkr(self, record: UnderlyingQuote | OptionQuote | AuctionState | Bar) -> None:
+        await retry_redis(lambda: self.stores.ibkr.store([record]), "store_ibkr", record, self.ctx)
+
+    async def on_tick(self, tick: Tick) -> None:
+        await retry_redis(lambda: self.stores.ibkr.store_ticks([tick]), "store_tick", tick, self.ctx)
+
+    async def on_depth(self, snapshot: DepthSnapshot) -> None:
+        await retry_redis(lambda: self.stores.depth.store(snapshot), "store_depth", snapshot, self.ctx)
+
     async def on_quote(self, quote: UnderlyingQuote) -> None:
+        if quote.source == "ibkr":
+            await self.on_ibkr(quote)  # ibkr:underlying:* (48 h raw); AlphaVantage/demo quotes keep underlyings:*
+            return
         decision = latest_quotes.classify(self.table.get(quote.symbol), quote)
         if decision == "duplicate":
             return
@@ -141,6 +167,9 @@ class StoreHandlers:
         )
 
     async def on_bar(self, bar: Bar) -> None:
+        if bar.source == "ibkr":
+            await self.on_ibkr(bar)  # ibkr:bars:{symbol}:5s with the 1m/2m/5m roll-up rules
+            return
         specs, samples = refs.bar_samples([bar])
         await retry_redis(
             lambda: self.stores.reference.store_series(specs, samples, "bars"), "store_bar", bar, self.ctx
@@ -191,7 +220,7 @@ class StoreHandlers:
             lag.observe(max((utc_now() - record.ingest_time).total_seconds(), 0.0))
             handler = self.by_type.get(type(record))
             if handler is None:
-                return  # ticks are stored by the IBKR tick store (Module 2); counted as consumed
+                return  # a declared record type this role does not store; counted as consumed
             await handler(record)
             ingestion_latency.labels(source=record.source).observe(
                 max(time.time() - record.ingest_time.timestamp(), 0.0)
@@ -201,10 +230,10 @@ class StoreHandlers:
 
 
 def install(app: Any, ctx: RoleContext, role: str) -> None:
-    """Declare the store agents (quotes, ticks, reference) and their table on ``app``."""
+    """Declare the store agents (quotes, ticks, depth, reference) and their table on ``app``."""
     dead_letters = DeadLetterSink(app, ctx, role)
     handlers = StoreHandlers(ctx, latest_quotes.latest_quotes_table(app, ctx.registry.partitions("quotes")))
-    for topic in ("quotes", "ticks", "reference"):
+    for topic in ("quotes", "ticks", "depth", "reference"):
         handle = handlers.for_topic(topic, role)
 
         async def store_topic(

@@ -42,6 +42,7 @@ class RoleContext:
     bootstrap: str
     redis_url: str
     av_endpoint: AlphaVantageEndpoint | None = None
+    tws_endpoint: tuple[str, int] | None = None
     _redis: Redis | None = field(default=None, repr=False)
 
     def alphavantage_endpoint(self) -> AlphaVantageEndpoint:
@@ -64,6 +65,13 @@ class RoleContext:
                 ]
             )
         return AlphaVantageEndpoint(av.base_url, av.api_key)
+
+    def ibkr_address(self) -> tuple[str, int]:
+        """Where the IBKR roles connect: the TWS simulator the platform started, else the configured TWS."""
+        if self.tws_endpoint is not None:
+            return self.tws_endpoint
+        ibkr = self.settings.current.ibkr
+        return ibkr.host, ibkr.port
 
     def redis(self) -> Redis:
         """The process's shared asyncio Redis client (bytes replies), created on first use."""

@@ -27,7 +27,7 @@ from quanticity.observability.http import MetricsServer
 from quanticity.observability.logging import set_level
 from quanticity.observability.metrics import Metrics
 from quanticity.runtime.embedded import EmbeddedRuntime
-from quanticity.runtime.probes import http_answers
+from quanticity.runtime.probes import http_answers, tcp_answers
 from quanticity.runtime.process import ChildProcess, check_port_free, free_loopback_port
 from quanticity.settings.model import Settings
 from quanticity.settings.reload import SettingsHolder
@@ -35,6 +35,9 @@ from quanticity.topology.admin import ensure_topics
 from quanticity.topology.registry import TopicRegistry
 
 log = structlog.get_logger(__name__)
+
+#: Roles that talk to TWS; in sim mode the platform starts the TWS simulator for them.
+IBKR_ROLES = frozenset({"ingest-ibkr", "execution"})
 
 #: The simulator accepts exactly this key; it is not a secret (the simulator is on loopback).
 _SIM_KEY = "quanticity-local-simulator"
@@ -61,6 +64,7 @@ class Platform:
     monitors: list[ConnectionMonitor] = field(default_factory=list)
     server: MetricsServer | None = None
     av_simulator: ChildProcess | None = None
+    tws_simulator: ChildProcess | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     _apps_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -101,6 +105,8 @@ class Platform:
         self.ctx = RoleContext(self.holder, self.metrics, registry, bootstrap, redis_url)
         if any(role.name == "ingest-av" for role in self.roles) and s.alphavantage.api_key is None:
             self.ctx.av_endpoint = await self._start_av_simulator()
+        if self._wants_tws_simulator():
+            self.ctx.tws_endpoint = await self._start_tws_simulator()
         self.monitors = [
             redis_monitor(self.ctx.redis(), self.metrics, s.redis.health_interval_s, s.redis.socket_timeout_s),
             broker_monitor(bootstrap, self.metrics, 2.0),
@@ -151,6 +157,48 @@ class Platform:
         self.metrics.system_module_up.labels(module="alphavantage-sim").set(1)
         log.info("alphavantage_simulator_started", url=base_url, pid=process.pid)
         return AlphaVantageEndpoint(base_url, SecretStr(_SIM_KEY))
+
+    def _wants_tws_simulator(self) -> bool:
+        s = self.settings
+        ibkr_roles = any(role.name in IBKR_ROLES for role in self.roles)
+        return ibkr_roles and s.mode == "sim" and s.ibkr.enabled and s.ibkr.simulator.enabled
+
+    async def _start_tws_simulator(self) -> tuple[str, int]:
+        """Start the local TWS-protocol simulator as a child process on loopback (sim mode).
+
+        The IBKR roles then connect to it with the unmodified ib_insync client, exactly as
+        they would to a paper TWS.
+        """
+        sim = self.settings.ibkr.simulator
+        port = sim.port or free_loopback_port()
+        check_port_free("tws-sim", port, "QUANTICITY_IBKR__SIMULATOR__PORT")
+        symbols = sorted(
+            {sym for watchlist in self.settings.watchlists.values() for sym in watchlist}
+            | set(self.settings.ibkr.underlyings)
+            | {venue.symbol for venue in self.settings.ibkr.depth.parsed()}
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "quanticity.cli.main",
+            "sim",
+            "tws",
+            "--port",
+            str(port),
+            "--seed",
+            str(sim.seed),
+            "--tick-interval-ms",
+            str(sim.tick_interval_ms),
+            "--symbols",
+            ",".join(symbols),
+        ]
+        process = ChildProcess("tws-sim", argv, self.settings.embedded.home.resolve() / "logs" / "tws-sim.log")
+        process.start()
+        self.tws_simulator = process
+        await process.wait_healthy(lambda: tcp_answers("127.0.0.1", port), self.settings.embedded.start_timeout_s)
+        self.metrics.system_module_up.labels(module="tws-sim").set(1)
+        log.info("tws_simulator_started", port=port, pid=process.pid)
+        return "127.0.0.1", port
 
     async def _start_apps(self) -> None:
         assert self.ctx is not None  # set by _start before apps exist
@@ -208,6 +256,7 @@ class Platform:
             f"  redis    {redis_url}{redis_note}",
             f"  metrics  {self.server.url if self.server else 'disabled'}",
             *self._av_banner(),
+            *self._tws_banner(),
             f"  logs     {s.embedded.home.resolve() / 'logs'} (servers); this process logs to stderr",
             "  Ctrl-C stops everything; `quanticity topics` lists the topics.",
         ]
@@ -221,11 +270,23 @@ class Platform:
             return [f"  alphavantage  {self.ctx.av_endpoint.base_url}  (local simulator, pid {pid}: no API key set)"]
         return [f"  alphavantage  {self.settings.alphavantage.base_url}  (API key from the settings)"]
 
+    def _tws_banner(self) -> list[str]:
+        if self.ctx is None or not any(role.name in IBKR_ROLES for role in self.roles):
+            return []
+        host, port = self.ctx.ibkr_address()
+        if self.tws_simulator is not None:
+            return [f"  tws      {host}:{port}  (local TWS simulator, pid {self.tws_simulator.pid}: sim mode)"]
+        return [f"  tws      {host}:{port}  (TWS / IB Gateway from the settings)"]
+
     async def stop(self) -> None:
         """Stop apps, monitors, Redis client, embedded servers and the endpoint, in that order."""
         await self._stop_apps()
         for monitor in self.monitors:
             await monitor.stop()
+        if self.tws_simulator is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.tws_simulator.stop)
+            self.tws_simulator = None
+            self.metrics.system_module_up.labels(module="tws-sim").set(0)
         if self.av_simulator is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.av_simulator.stop)
             self.av_simulator = None

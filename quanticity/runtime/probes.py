@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
@@ -52,3 +53,15 @@ async def http_answers(url: str, timeout_s: float = 2.0) -> bool:
             return (await client.get(url)).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+async def tcp_answers(host: str, port: int, timeout_s: float = 2.0) -> bool:
+    """True when something accepts a TCP connection on ``host:port``."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quanticity.schemas.base import Record, Source, SymbolRecord, stable_id, utc_now
+from quanticity.schemas.level1 import AuctionState, OptionQuote
 from quanticity.schemas.market import (
     Bar,
     DepthLevel,
@@ -23,6 +24,7 @@ from quanticity.schemas.trading import (
 
 __all__ = [
     "AnalyticsResult",
+    "AuctionState",
     "Bar",
     "DeadLetter",
     "DepthLevel",
@@ -32,6 +34,7 @@ __all__ = [
     "MacroSeries",
     "NewsItem",
     "OptionChainSnapshot",
+    "OptionQuote",
     "OrderEvent",
     "Record",
     "Signal",

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from quanticity.data_ingestion.schedule_config import CadenceSettings
+from quanticity.ibkr.settings import IbkrSettings
 
 Mode = Literal["live", "paper", "sim", "replay"]
 BrokerProfile = Literal["dev", "production"]
@@ -201,6 +202,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     roles: RolesSettings = Field(default_factory=RolesSettings)
     alphavantage: AlphaVantageSettings = Field(default_factory=AlphaVantageSettings)
+    ibkr: IbkrSettings = Field(default_factory=IbkrSettings)
     watchlists: dict[str, list[str]] = Field(default_factory=dict, description="config/watchlists.yaml")
 
     @classmethod

@@ -13,6 +13,7 @@ from typing import Literal
 from quanticity.errors import UnknownTopicError
 from quanticity.schemas import (
     AnalyticsResult,
+    AuctionState,
     Bar,
     DeadLetter,
     DepthSnapshot,
@@ -21,6 +22,7 @@ from quanticity.schemas import (
     MacroSeries,
     NewsItem,
     OptionChainSnapshot,
+    OptionQuote,
     OrderEvent,
     Record,
     Signal,
@@ -76,9 +78,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "quotes",
         "symbol",
-        (UnderlyingQuote, OptionChainSnapshot),
+        (UnderlyingQuote, OptionChainSnapshot, OptionQuote, AuctionState),
         7 * _DAY_MS,
-        "underlying L1 quotes and option chain snapshots (one message per underlying+expiry)",
+        "underlying L1 quotes, option chain snapshots (one message per underlying+expiry), option L1, auction state",
     ),
     TopicSpec("ticks", "symbol", (Tick, Bar), 2 * _DAY_MS, "tick-by-tick trades, bid/ask and bars"),
     TopicSpec("depth", "symbol", (DepthSnapshot,), 2 * _DAY_MS, "L2 order book snapshots per venue"),

@@ -1,0 +1,418 @@
+"""IBKR L1, option greeks, closing-auction fields, tick-by-tick and 5 s bars → records.
+
+Subscriptions go through :class:`~quanticity.ibkr.connection_manager.IbkrConnection`, so
+each one is restored after a reconnect. ``ib_insync`` reports changed tickers once per
+socket read (``pendingTickersEvent``); each becomes at most one record per
+``quote_coalesce_ms`` (latest values win — an L1 quote is a state, not an event), while
+every tick-by-tick event and every bar becomes its own record.
+
+Entitlement errors (354 not subscribed, 10089/10090/10168 delayed available, 10167
+displaying delayed) downgrade that contract to delayed data once, visibly: a WARNING log
+line, ``ibkr_market_data_downgrades_total{code}`` and ``ibkr_market_data_type{symbol}``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import structlog
+from ib_insync import IB, Contract, TickByTickAllLast, TickByTickBidAsk, Ticker
+from pydantic import ValidationError
+
+from quanticity.ibkr.connection_manager import IbkrConnection
+from quanticity.ibkr.contracts import parse_expiry
+from quanticity.ibkr.metrics import IbkrMetrics
+from quanticity.schemas import AuctionState, Bar, OptionQuote, Record, Tick, UnderlyingQuote, stable_id
+from quanticity.settings.model import Mode
+
+log = structlog.get_logger(__name__)
+
+ENTITLEMENT_CODES: Final = frozenset({354, 10089, 10090, 10167, 10168, 10186})
+DELAYED_TYPES: Final = frozenset({3, 4})
+
+Emit = Callable[[Record], None]
+
+
+def _num(value: Any) -> float | None:
+    """A ticker number, or None for ib_insync's "absent" values (NaN, -1, 0-priced sides)."""
+    if value is None:
+        return None
+    number = float(value)
+    if math.isnan(number) or math.isinf(number):
+        return None
+    return number
+
+
+def _price(value: Any) -> float | None:
+    number = _num(value)
+    return number if number is not None and number > 0 else None
+
+
+def _size(value: Any) -> float | None:
+    number = _num(value)
+    return number if number is not None and number >= 0 else None
+
+
+@dataclass(frozen=True)
+class RecordStamp:
+    """Envelope fields every record of this ingest process shares."""
+
+    run_id: str
+    mode: Mode
+
+    def envelope(self, record_id: str, event_time: datetime) -> dict[str, Any]:
+        return {
+            "record_id": record_id,
+            "event_time": event_time,
+            "source": "ibkr",
+            "run_id": self.run_id,
+            "mode": self.mode,
+        }
+
+
+def _event_time(ticker: Ticker) -> datetime:
+    t = ticker.time
+    if t is None:
+        return datetime.now(UTC)
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def underlying_quote(ticker: Ticker, stamp: RecordStamp) -> UnderlyingQuote | None:
+    """The L1 quote of an underlying ticker, or None while it has no price at all."""
+    bid, ask, last = _price(ticker.bid), _price(ticker.ask), _price(ticker.last)
+    if last is None:
+        last = _price(ticker.close) if bid is None and ask is None else None
+    if bid is None and ask is None and last is None:
+        return None
+    if bid is not None and ask is not None and bid > ask:
+        bid = ask = None  # a crossed book is transient on a consolidated feed; keep only last
+        if last is None:
+            return None
+    contract = ticker.contract
+    assert contract is not None  # noqa: S101 - ib_insync always attaches the contract
+    when = _event_time(ticker)
+    volume = _size(ticker.volume)
+    rid = stable_id("ibkr-l1", contract.symbol, when.timestamp(), bid, ask, last, volume)
+    return UnderlyingQuote(
+        symbol=contract.symbol,
+        bid=bid,
+        ask=ask,
+        last=last,
+        bid_size=_size(ticker.bidSize) if bid is not None else None,
+        ask_size=_size(ticker.askSize) if ask is not None else None,
+        volume=volume,
+        **stamp.envelope(rid, when),
+    )
+
+
+def auction_state(ticker: Ticker, stamp: RecordStamp) -> AuctionState | None:
+    """Closing-auction fields (generic tick 225), or None when the ticker has none."""
+    values = (
+        _size(ticker.auctionVolume),
+        _price(ticker.auctionPrice),
+        _num(ticker.auctionImbalance),
+        _num(ticker.regulatoryImbalance),
+    )
+    if all(v is None for v in values):
+        return None
+    contract = ticker.contract
+    assert contract is not None  # noqa: S101
+    when = _event_time(ticker)
+    return AuctionState(
+        symbol=contract.symbol,
+        auction_volume=values[0],
+        auction_price=values[1],
+        imbalance=values[2],
+        regulatory_imbalance=values[3],
+        last=_price(ticker.last),
+        **stamp.envelope(stable_id("ibkr-auction", contract.symbol, when.timestamp(), *values), when),
+    )
+
+
+def option_quote(ticker: Ticker, stamp: RecordStamp) -> OptionQuote | None:
+    """The L1 quote and model greeks of an option ticker, or None while it is empty."""
+    contract = ticker.contract
+    assert contract is not None  # noqa: S101
+    bid, ask, last = _price(ticker.bid), _price(ticker.ask), _price(ticker.last)
+    greeks = ticker.modelGreeks
+    if bid is None and ask is None and last is None and greeks is None:
+        return None
+    if bid is not None and ask is not None and bid > ask:
+        bid = ask = None
+    iv = _num(ticker.impliedVolatility)
+    if iv is None and greeks is not None:
+        iv = _num(greeks.impliedVol)
+    oi = ticker.callOpenInterest if contract.right == "C" else ticker.putOpenInterest
+    when = _event_time(ticker)
+    rid = stable_id("ibkr-opt", contract.conId, when.timestamp(), bid, ask, last, iv)
+    return OptionQuote(
+        symbol=contract.symbol,
+        expiry=parse_expiry(contract.lastTradeDateOrContractMonth),
+        strike=float(contract.strike),
+        right="C" if contract.right.startswith("C") else "P",
+        contract_id=contract.conId or None,
+        bid=bid,
+        ask=ask,
+        last=last,
+        bid_size=_size(ticker.bidSize) if bid is not None else None,
+        ask_size=_size(ticker.askSize) if ask is not None else None,
+        volume=_size(ticker.volume),
+        open_interest=_size(oi),
+        implied_vol=iv if iv is not None and iv >= 0 else None,
+        delta=_num(greeks.delta) if greeks else None,
+        gamma=_num(greeks.gamma) if greeks else None,
+        vega=_num(greeks.vega) if greeks else None,
+        theta=_num(greeks.theta) if greeks else None,
+        underlying_price=_price(greeks.undPrice) if greeks else None,
+        delayed=ticker.marketDataType in DELAYED_TYPES,
+        **stamp.envelope(rid, when),
+    )
+
+
+def tick_records(ticker: Ticker, stamp: RecordStamp) -> list[Tick]:
+    """One :class:`Tick` per tick-by-tick event the ticker received since the last read."""
+    contract = ticker.contract
+    assert contract is not None  # noqa: S101
+    out: list[Tick] = []
+    for n, event in enumerate(ticker.tickByTicks):
+        when = event.time if event.time.tzinfo else event.time.replace(tzinfo=UTC)
+        if isinstance(event, TickByTickBidAsk):
+            bid, ask = _price(event.bidPrice), _price(event.askPrice)
+            if bid is not None and ask is not None and bid > ask:
+                continue
+            rid = stable_id("ibkr-tbt-ba", contract.symbol, when.timestamp(), n, bid, ask)
+            out.append(Tick(symbol=contract.symbol, kind="bid_ask", bid=bid, ask=ask, **stamp.envelope(rid, when)))
+        elif isinstance(event, TickByTickAllLast):
+            rid = stable_id("ibkr-tbt-t", contract.symbol, when.timestamp(), n, event.price, event.size)
+            out.append(
+                Tick(
+                    symbol=contract.symbol,
+                    kind="trade",
+                    price=_price(event.price),
+                    size=_size(event.size),
+                    exchange=event.exchange or None,
+                    **stamp.envelope(rid, when),
+                )
+            )
+    return out
+
+
+def bar_record(symbol: str, bar: Any, stamp: RecordStamp, interval_s: int = 5) -> Bar:
+    """A completed real-time bar → :class:`Bar` (``event_time`` = the bar's start)."""
+    when = bar.time if bar.time.tzinfo else bar.time.replace(tzinfo=UTC)
+    o, h, lo, c = float(bar.open_), float(bar.high), float(bar.low), float(bar.close)
+    return Bar(
+        symbol=symbol,
+        interval_s=interval_s,
+        open=o,
+        high=max(h, o, c),
+        low=min(lo, o, c),
+        close=c,
+        volume=max(float(bar.volume), 0.0),
+        **stamp.envelope(stable_id("ibkr-bar", symbol, interval_s, when.timestamp()), when),
+    )
+
+
+@dataclass
+class _Line:
+    """One market data line: what it is and when it last produced a record."""
+
+    contract: Contract
+    kind: str  # underlying | option
+    last_emit: float = 0.0
+    dirty: bool = False
+    auction: tuple[float | None, ...] = field(default_factory=tuple)
+
+
+class MarketDataFeed:
+    """Streams L1/greeks/auction, tick-by-tick and bars of the configured contracts as records.
+
+    Args:
+        conn: the role's supervised connection.
+        emit: hands a record to the publisher (must not block).
+        stamp: the records' envelope.
+        metrics: IBKR metrics.
+        coalesce_ms: minimum time between two records of one line.
+        underlying_ticks: genericTickList of underlyings.
+        option_ticks: genericTickList of options.
+        data_type: the market data type requested after connect.
+    """
+
+    def __init__(
+        self,
+        conn: IbkrConnection,
+        emit: Emit,
+        stamp: RecordStamp,
+        metrics: IbkrMetrics,
+        *,
+        coalesce_ms: int = 0,
+        underlying_ticks: str = "233,225",
+        option_ticks: str = "100,101,104,106",
+        data_type: int = 1,
+    ) -> None:
+        self.conn = conn
+        self.emit = emit
+        self.stamp = stamp
+        self.metrics = metrics
+        self.coalesce_s = coalesce_ms / 1000.0
+        self.underlying_ticks = underlying_ticks
+        self.option_ticks = option_ticks
+        self.data_type = data_type
+        self._lines: dict[int, _Line] = {}  # conId → line
+        self._delayed: set[int] = set()
+        self._bar_symbols: set[str] = set()
+        self.records = 0
+        conn.ib.pendingTickersEvent += self._on_tickers
+        conn.add_error_listener(self._on_error)
+
+    # ------------------------------------------------------------------ subscribing
+    async def subscribe_l1(self, contracts: Iterable[Contract], kind: str) -> None:
+        """Stream L1 (plus greeks for options, auction fields for underlyings) of qualified contracts."""
+        for contract in contracts:
+            self._lines[contract.conId] = _Line(contract, kind)
+            self.metrics.market_data_type.labels(contract.symbol).set(self.data_type)
+            await self.conn.add_subscription(f"mkt:{contract.conId}", self._l1_restorer(contract, kind))
+        self.metrics.subscriptions.labels(self.conn.endpoint.role, "l1").set(len(self._lines))
+
+    def _l1_restorer(self, contract: Contract, kind: str) -> Callable[[IB], Any]:
+        ticks = self.underlying_ticks if kind == "underlying" else self.option_ticks
+
+        async def restore(ib: IB) -> None:
+            ib.reqMktData(contract, ticks, False, False)
+
+        return restore
+
+    async def subscribe_tick_by_tick(self, contracts: Iterable[Contract]) -> None:
+        """Stream every trade (``AllLast``) and every bid/ask change (``BidAsk``)."""
+        count = 0
+        for contract in contracts:
+            for tick_type in ("AllLast", "BidAsk"):
+
+                async def restore(ib: IB, contract: Contract = contract, tick_type: str = tick_type) -> None:
+                    ib.reqTickByTickData(contract, tick_type, 0, False)
+
+                await self.conn.add_subscription(f"tbt:{tick_type}:{contract.conId}", restore)
+                count += 1
+        self.metrics.subscriptions.labels(self.conn.endpoint.role, "tick_by_tick").set(count)
+
+    async def subscribe_bars(self, contracts: Iterable[Contract]) -> None:
+        """Stream 5 s real-time TRADES bars (``reqRealTimeBars``)."""
+        for contract in contracts:
+            symbol = contract.symbol
+            self._bar_symbols.add(symbol)
+            what = "MIDPOINT" if contract.secType == "IND" else "TRADES"
+
+            async def restore(ib: IB, contract: Contract = contract, symbol: str = symbol, what: str = what) -> None:
+                bars = ib.reqRealTimeBars(contract, 5, what, False)
+                bars.updateEvent += lambda bars, has_new, symbol=symbol: self._on_bar(symbol, bars, has_new)
+
+            await self.conn.add_subscription(f"bars:{contract.conId}", restore)
+        self.metrics.subscriptions.labels(self.conn.endpoint.role, "bars").set(len(self._bar_symbols))
+
+    # ------------------------------------------------------------------ events
+    def _publish(self, record: Record | None, kind: str, received: float) -> None:
+        if record is None:
+            return
+        self.emit(record)
+        self.records += 1
+        self.metrics.events.labels(kind).inc()
+        self.metrics.event_latency_ms.labels(kind).observe((time.perf_counter() - received) * 1000.0)
+
+    def _on_tickers(self, tickers: Iterable[Ticker]) -> None:
+        received = time.perf_counter()
+        now = time.monotonic()
+        seen = False
+        for ticker in tickers:
+            contract = ticker.contract
+            if contract is None:
+                continue
+            if ticker.tickByTicks:
+                for tick in tick_records(ticker, self.stamp):
+                    self._publish(tick, "tick", received)
+                seen = True
+            line = self._lines.get(contract.conId)
+            if line is None:
+                continue
+            seen = True
+            if self.coalesce_s and now - line.last_emit < self.coalesce_s:
+                line.dirty = True
+                continue
+            self._emit_line(line, ticker, received, now)
+        if seen:
+            self.conn.note_data()
+
+    def flush_dirty(self) -> None:
+        """Emit lines held back by coalescing whose window has passed (call periodically)."""
+        received = time.perf_counter()
+        now = time.monotonic()
+        for ticker in self.conn.ib.tickers():
+            contract = ticker.contract
+            line = self._lines.get(contract.conId) if contract is not None else None
+            if line is not None and line.dirty and now - line.last_emit >= self.coalesce_s:
+                self._emit_line(line, ticker, received, now)
+
+    def _emit_line(self, line: _Line, ticker: Ticker, received: float, now: float) -> None:
+        line.dirty = False
+        line.last_emit = now
+        try:
+            if line.kind == "option":
+                self._publish(option_quote(ticker, self.stamp), "option_quote", received)
+                return
+            self._publish(underlying_quote(ticker, self.stamp), "underlying_quote", received)
+            auction = auction_state(ticker, self.stamp)
+            if auction is not None:
+                key = (auction.auction_volume, auction.auction_price, auction.imbalance, auction.regulatory_imbalance)
+                if key != line.auction:
+                    line.auction = key
+                    self._publish(auction, "auction", received)
+        except (ValidationError, ValueError) as exc:
+            self.metrics.events.labels("invalid").inc()
+            log.error("ibkr_ticker_invalid", symbol=line.contract.symbol, con_id=line.contract.conId, error=str(exc))
+
+    def _on_bar(self, symbol: str, bars: Any, has_new: bool) -> None:
+        if not has_new or len(bars) < 2:
+            return  # the newest bar is still forming; publish the one it replaced
+        received = time.perf_counter()
+        try:
+            self._publish(bar_record(symbol, bars[-2], self.stamp), "bar", received)
+        except (ValidationError, ValueError) as exc:
+            self.metrics.events.labels("invalid").inc()
+            log.error("ibkr_bar_invalid", symbol=symbol, error=str(exc))
+
+    def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
+        if code not in ENTITLEMENT_CODES or contract is None or not getattr(contract, "conId", 0):
+            return
+        con_id = contract.conId
+        if con_id in self._delayed or con_id not in self._lines:
+            return
+        self._delayed.add(con_id)
+        self.metrics.downgrades.labels(str(code)).inc()
+        self.metrics.market_data_type.labels(contract.symbol).set(3)
+        log.warning(
+            "ibkr_market_data_downgraded",
+            symbol=contract.symbol,
+            con_id=con_id,
+            code=code,
+            message=message,
+            action="re-requesting as delayed data (type 3); check the account's market data subscriptions",
+        )
+        line = self._lines[con_id]
+        ib = self.conn.ib
+        ticks = self.underlying_ticks if line.kind == "underlying" else self.option_ticks
+
+        async def restore(ib: IB, contract: Contract = line.contract, ticks: str = ticks) -> None:
+            ib.reqMarketDataType(3)
+            ib.reqMktData(contract, ticks, False, False)
+            ib.reqMarketDataType(self.data_type)
+
+        ib.cancelMktData(line.contract)
+        self.conn.ib.reqMarketDataType(3)
+        ib.reqMktData(line.contract, ticks, False, False)
+        ib.reqMarketDataType(self.data_type)
+        # Replace the restorer without running it now: the delayed request was just sent.
+        self.conn.set_restorer(f"mkt:{con_id}", restore)
