@@ -30,11 +30,12 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from prometheus_client import Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from quanticity.data_ingestion.av_metrics import AlphaVantageMetrics
 from quanticity.errors import RedisUnavailableError
 
 GLOBAL_BUCKET = "global"  # lower case, so it can never collide with an (upper-case) function name
@@ -147,6 +148,19 @@ class Attempt:
     tokens: Mapping[str, float]
 
 
+class LimiterMetrics(Protocol):
+    """What the limiter records: tokens per bucket, refusals, and the time callers waited."""
+
+    @property
+    def ratelimit_tokens(self) -> Gauge: ...
+
+    @property
+    def ratelimit_limited(self) -> Counter: ...
+
+    @property
+    def ratelimit_wait(self) -> Histogram: ...
+
+
 class RateLimiter:
     """Per-function and global token buckets in Redis, shared by every process using the same keys.
 
@@ -155,6 +169,7 @@ class RateLimiter:
         metrics: wait, token and refusal metrics.
         limits: bucket rates and bursts.
         key_prefix: namespace prepended to every key (the Redis settings' ``key_prefix``).
+        namespace: which service's budget (``alphavantage``, ``ibkr``): its keys never mix with another's.
         sleep: waits between attempts (tests may pass a fake).
         rng: source of the small wake-up jitter that keeps waiters from retrying in lockstep.
     """
@@ -162,10 +177,11 @@ class RateLimiter:
     def __init__(
         self,
         redis: Redis,
-        metrics: AlphaVantageMetrics,
+        metrics: LimiterMetrics,
         limits: RateLimits = RateLimits(),  # noqa: B008 - frozen dataclass, safe as a shared default
         *,
         key_prefix: str = "",
+        namespace: str = "alphavantage",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -173,15 +189,16 @@ class RateLimiter:
         self.metrics = metrics
         self.limits = limits
         self.key_prefix = key_prefix
+        self.namespace = namespace
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not cryptography
 
     def key(self, bucket: str) -> str:
         """The Redis key of a bucket (a function name or ``GLOBAL_BUCKET``)."""
-        # The {alphavantage} hash tag puts all buckets in one Redis Cluster slot, which a
+        # The {namespace} hash tag (e.g. {alphavantage}) puts all buckets in one Redis Cluster slot, which a
         # script touching several keys requires; on a single server it is just a name.
         kind = "global" if bucket == GLOBAL_BUCKET else f"fn:{bucket}"
-        return f"{self.key_prefix}ratelimit:{{alphavantage}}:{kind}"
+        return f"{self.key_prefix}ratelimit:{{{self.namespace}}}:{kind}"
 
     async def reserve(self, function: str) -> Attempt:
         """Book a slot for one request of ``function`` if its own bucket has a token now.

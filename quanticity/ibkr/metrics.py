@@ -92,6 +92,12 @@ class IbkrMetrics:
             buckets=_WAIT_BUCKETS,
             registry=r,
         )
+        self.pacing_tokens = Gauge(
+            "ibkr_pacing_tokens", "Tokens in an IBKR pacing bucket as of the last attempt", ["bucket"], registry=r
+        )
+        self.pacing_limited = Counter(
+            "ibkr_pacing_limited", "IBKR requests that had to wait for the pacing budget", ["bucket"], registry=r
+        )
         self.orders_submitted = Counter("ibkr_orders_submitted", "Orders placed with TWS", ["role"], registry=r)
         self.orders_deduplicated = Counter(
             "ibkr_orders_deduplicated",
@@ -112,3 +118,16 @@ class IbkrMetrics:
             "ibkr_account_value", "Account values (USD): net liquidation, cash, buying power…", ["key"], registry=r
         )
         self.pnl = Gauge("ibkr_pnl", "Account P&L (USD) from reqPnL: daily, unrealized, realized", ["kind"], registry=r)
+
+    # The shared Redis limiter records through these names (quanticity.data_ingestion.rate_limiter).
+    @property
+    def ratelimit_tokens(self) -> Gauge:
+        return self.pacing_tokens
+
+    @property
+    def ratelimit_limited(self) -> Counter:
+        return self.pacing_limited
+
+    @property
+    def ratelimit_wait(self) -> Histogram:
+        return self.pacing_wait

@@ -123,13 +123,13 @@ def test_test_telemetry_dashboard_covers_every_telemetry_metric() -> None:
 # --- (c) four dashboards, unique uids and titles, one datasource
 
 
-def test_four_dashboards_with_unique_uids_and_titles() -> None:
+def test_dashboards_have_unique_uids_and_titles() -> None:
     built = build_dashboards()
     titles = sorted(d["title"] for d in built.values())
     uids = [d["uid"] for d in built.values()]
 
-    assert titles == sorted(["System Overview", "Ingestion & Rate Limits", "Test Telemetry", "Redis Health"])
-    assert len(set(uids)) == len(uids) == 4
+    assert titles == sorted(["System Overview", "Ingestion & Rate Limits", "Test Telemetry", "Redis Health", "IBKR"])
+    assert len(set(uids)) == len(uids) == 5
     assert all(uid.startswith(dashboards.UID_PREFIX) for uid in uids)
     assert built["system-overview.json"]["uid"] == "quanticity-system-overview"
 

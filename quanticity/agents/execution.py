@@ -1,0 +1,145 @@
+"""Role ``execution``: order intents on ``orders`` → the IBKR router → status events and fills.
+
+An *intent* is an ``OrderEvent`` with status ``pending`` and source ``platform`` (what the
+strategy layer and ``quanticity order submit`` publish); the router's own events carry
+source ``ibkr`` and are not re-submitted. ``record_id`` of the intent is the signal id the
+idempotency token derives from, so a re-published intent never creates a second order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
+
+from quanticity.agents.deadletter import DeadLetterSink, guarded
+from quanticity.app.context import RoleContext
+from quanticity.data_ingestion.rate_limiter import Bucket, RateLimiter, RateLimits
+from quanticity.execution.ibkr_gateway import IbkrOrderGateway
+from quanticity.execution.order_router import OrderRejectedError, OrderRequest, OrderRouter
+from quanticity.ibkr.connection_manager import Endpoint, IbkrConnectError, IbkrConnection
+from quanticity.schemas import Fill, OrderEvent, Record
+from quanticity.schemas.codec import decode_record
+from quanticity.storage.ibkr_events import OrderLedger
+
+log = structlog.get_logger(__name__)
+
+INTENT_SOURCE = "platform"
+
+
+def request_from_intent(event: OrderEvent) -> OrderRequest:
+    """The order request of an intent (a stock order; the signal id is the intent's record id)."""
+    return OrderRequest(
+        signal_id=event.signal_id or event.record_id,
+        symbol=event.symbol,
+        side=event.side,
+        quantity=event.quantity,
+        limit_price=event.limit_price,
+        account=event.account,
+    )
+
+
+class ExecutionRole:
+    """The execution role's connection, router and publication."""
+
+    def __init__(self, app: Any, ctx: RoleContext, role: str) -> None:
+        settings = ctx.settings.current
+        cfg = settings.ibkr
+        self.ctx = ctx
+        host, port = ctx.ibkr_address()
+        self.conn = IbkrConnection(
+            cfg, Endpoint(host, port, cfg.client_ids.execution, role), ctx.metrics.ibkr, market_data_type=1
+        )
+        self.topics = {"orders": ctx.topic(app, "orders"), "fills": ctx.topic(app, "fills")}
+        per_s = cfg.pacing.orders_per_s
+        limiter = RateLimiter(
+            ctx.redis(),
+            ctx.metrics.ibkr,
+            RateLimits(global_bucket=Bucket(per_s, per_s), function_default=Bucket(per_s, per_s)),
+            key_prefix=settings.redis.key_prefix,
+            namespace="ibkr",
+        )
+        self.gateway = IbkrOrderGateway(self.conn, limiter)
+        self.router = OrderRouter(
+            self.gateway,
+            OrderLedger(ctx.redis(), settings.redis.key_prefix),
+            self.publish,
+            ctx.metrics.ibkr,
+            settings.run_id,
+            settings.mode,
+        )
+        self.gateway.attach(self.router)
+        self.ready = asyncio.Event()
+
+    async def publish(self, record: Record) -> None:
+        topic = "fills" if isinstance(record, Fill) else "orders"
+        delay = 0.2
+        while True:
+            try:
+                await (await self.topics[topic].send(key=record.key.encode(), value=record))
+                self.ctx.metrics.topic_produced.labels(topic=topic).inc()
+                return
+            except (TimeoutError, KafkaError, OSError) as exc:
+                self.ctx.metrics.broker_errors.labels(kind="produce").inc()
+                log.error("execution_publish_retrying", topic=topic, error=repr(exc), correlation_id=record.record_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def run(self) -> None:
+        await self.conn.start()
+        while True:
+            try:
+                await self.conn.wait_connected(self.ctx.settings.current.ibkr.connect_timeout_s * 3)
+                break
+            except IbkrConnectError as exc:
+                log.error("execution_not_connected_yet", error=str(exc))
+        self.ready.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.conn.stop()
+
+    async def on_intent(self, event: OrderEvent) -> None:
+        await self.ready.wait()
+        try:
+            ack = await self.router.submit(request_from_intent(event))
+        except OrderRejectedError as exc:
+            log.error("order_rejected", signal_id=event.signal_id or event.record_id, reason=exc.message)
+            return
+        except RedisError as exc:
+            # The ledger is the idempotency guarantee: without it nothing may be placed. Retry.
+            self.ctx.metrics.redis_errors.labels(operation="order_ledger").inc()
+            log.error("order_ledger_unavailable_retrying", error=str(exc))
+            await asyncio.sleep(1.0)
+            raise
+        log.info("order_ack", order_id=ack.order_id, status=ack.status, duplicate=ack.duplicate)
+
+
+def install(app: Any, ctx: RoleContext, role: str) -> None:
+    """Declare the connection task and the intent consumer on ``app``."""
+    execution = ExecutionRole(app, ctx, role)
+    dead_letters = DeadLetterSink(app, ctx, role)
+    spec = ctx.registry.spec("orders")
+
+    @app.task
+    async def run_execution() -> None:
+        await execution.run()
+
+    async def handle(event: Any) -> None:
+        record = decode_record("orders", event.value, spec.models)
+        if isinstance(record, OrderEvent) and record.status == "pending" and record.source == INTENT_SOURCE:
+            while True:
+                try:
+                    await execution.on_intent(record)
+                    return
+                except RedisError:
+                    continue
+
+    async def consume_orders(stream: Any) -> None:
+        async for event in stream.events():
+            await guarded(dead_letters, "orders", event, handle)
+
+    app.agent(ctx.topic(app, "orders"), name=f"{role}-orders")(consume_orders)
