@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 import orjson
@@ -359,6 +359,99 @@ def runtime_install(ctx: click.Context) -> None:
     click.echo(f"broker binary   {broker}")
     click.echo(f"redis stack     {redis_dir}")
     click.echo(f"openssl 1.1     {lib_dir or 'provided by the system'}")
+
+
+@cli.group()
+def order() -> None:
+    """Paper orders through the execution role's router."""
+
+
+@order.command("submit")
+@click.option("--symbol", required=True)
+@click.option("--side", type=click.Choice(["buy", "sell"]), required=True)
+@click.option("--qty", "quantity", type=click.IntRange(min=1), required=True)
+@click.option("--limit", "limit_price", default=None, help="limit price (default: a market order)")
+@click.option("--signal-id", default=None, help="idempotency: the same signal id never creates a second order")
+@click.option("--wait", "wait_s", type=float, default=30.0, show_default=True, help="seconds to wait for a final state")
+@click.pass_context
+def order_submit(
+    ctx: click.Context,
+    symbol: str,
+    side: str,
+    quantity: int,
+    limit_price: str | None,
+    signal_id: str | None,
+    wait_s: float,
+) -> None:
+    """Publish an order intent on `orders` and follow it in orders:{id} until it is final."""
+    import uuid
+    from datetime import UTC, datetime
+    from decimal import Decimal, InvalidOperation
+
+    from aiokafka import AIOKafkaProducer
+    from redis.asyncio import Redis
+
+    from quanticity.execution.order_router import DONE, OrderRequest
+    from quanticity.schemas import OrderEvent
+    from quanticity.schemas.codec import encode_record
+    from quanticity.storage.ibkr_events import OrderLedger
+    from quanticity.topology.registry import TopicRegistry
+
+    settings = _settings(ctx)
+    try:
+        limit = Decimal(limit_price) if limit_price is not None else None
+    except InvalidOperation:
+        raise click.BadParameter(f"not a price: {limit_price!r}", param_hint="--limit") from None
+    sid = signal_id or f"cli-{uuid.uuid4().hex[:12]}"
+    order_side: Literal["buy", "sell"] = "buy" if side == "buy" else "sell"
+    request = OrderRequest(signal_id=sid, symbol=symbol.upper(), side=order_side, quantity=quantity, limit_price=limit)
+    intent = OrderEvent(
+        symbol=request.symbol,
+        order_id=request.token,
+        signal_id=sid,
+        side=request.side,
+        quantity=quantity,
+        limit_price=limit,
+        status="pending",
+        record_id=sid,
+        event_time=datetime.now(UTC),
+        source="platform",
+        run_id=settings.run_id,
+        mode=settings.mode,
+    )
+    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
+
+    async def run() -> dict[str, str]:
+        producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(settings), max_batch_size=1)
+        await producer.start()
+        try:
+            await producer.send_and_wait(registry.broker_name("orders"), encode_record(intent), key=intent.key.encode())
+        finally:
+            await producer.stop()
+        redis = Redis.from_url(_redis_url(settings))
+        ledger = OrderLedger(redis, settings.redis.key_prefix)
+        try:
+            deadline = asyncio.get_running_loop().time() + wait_s
+            order: dict[str, str] = {}
+            while asyncio.get_running_loop().time() < deadline:
+                order = await ledger.load(request.token)
+                if order.get("status") in DONE:
+                    break
+                await asyncio.sleep(0.2)
+            return order
+        finally:
+            await redis.aclose()
+
+    click.echo(f"intent {sid} → orders (order id {request.token})")
+    order_state = _run(run())
+    if not order_state:
+        click.echo(
+            f"error: no order {request.token} in Redis after {wait_s:.0f} s: is the execution role running?", err=True
+        )
+        sys.exit(1)
+    for key in ("order_id", "status", "symbol", "side", "quantity", "filled", "avg_price", "broker_order_id"):
+        click.echo(f"{key:16}{order_state.get(key, '')}")
+    sys.exit(0 if order_state.get("status") in DONE else 1)
 
 
 @cli.command("config")
