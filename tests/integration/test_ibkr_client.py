@@ -1,0 +1,177 @@
+"""The IBKR client side against the TWS simulator, through the unmodified ib_insync client.
+
+Connection supervision (drop → reconnect → every subscription back, gap measured), the
+market data feed and depth rotation, and the order router's idempotent placement with the
+ledger on the real Redis Stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from quanticity.execution.ibkr_gateway import IbkrOrderGateway
+from quanticity.execution.order_router import OrderAck, OrderRequest, OrderRouter
+from quanticity.ibkr.connection_manager import CONNECTED, Endpoint, IbkrConnection
+from quanticity.ibkr.contracts import qualify, underlying_contract
+from quanticity.ibkr.market_data import MarketDataFeed, RecordStamp
+from quanticity.ibkr.market_depth import DepthRotator
+from quanticity.ibkr.metrics import IbkrMetrics
+from quanticity.ibkr.settings import DepthSettings, IbkrSettings
+from quanticity.schemas import DepthSnapshot, Fill, OrderEvent, Record, UnderlyingQuote
+from quanticity.simulation.market import SimulatedMarket
+from quanticity.simulation.tws.config import TwsSimConfig
+from quanticity.simulation.tws.server import TwsSimulator
+from quanticity.storage.ibkr_events import OrderLedger
+from tests.conftest import Stack, unique
+
+pytestmark = pytest.mark.integration
+
+FAST = IbkrSettings(
+    heartbeat_interval_s=0.5,
+    heartbeat_timeout_s=1.0,
+    reconnect_backoff_s=[0.1, 0.25, 0.5, 1.0],
+    connect_timeout_s=5.0,
+)
+
+
+@pytest.fixture
+async def tws() -> AsyncIterator[tuple[TwsSimulator, int]]:
+    market = SimulatedMarket(7, datetime.now(UTC), ["SPY", "QQQ", "IWM", "SPX", "AAPL", "MSFT", "NVDA"])
+    sim = TwsSimulator(market, TwsSimConfig(tick_interval_s=0.1))
+    port = await sim.start("127.0.0.1", 0)
+    yield sim, port
+    await sim.stop()
+
+
+_REGISTRIES: dict[int, CollectorRegistry] = {}
+
+
+def _metric(metrics: IbkrMetrics, name: str, **labels: str) -> float:
+    """What the code under test recorded in its own registry."""
+    return _REGISTRIES[id(metrics)].get_sample_value(name, labels) or 0.0
+
+
+def _connection(port: int, client_id: int, role: str = "ingest-ibkr") -> tuple[IbkrConnection, IbkrMetrics]:
+    registry = CollectorRegistry()
+    metrics = IbkrMetrics(registry)
+    _REGISTRIES[id(metrics)] = registry
+    return IbkrConnection(FAST, Endpoint("127.0.0.1", port, client_id, role), metrics), metrics
+
+
+async def _until(predicate: object, timeout_s: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if predicate():  # type: ignore[operator]
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+async def test_drop_reconnects_and_restores_every_subscription(tws: tuple[TwsSimulator, int]) -> None:
+    sim, port = tws
+    conn, metrics = _connection(port, 111)
+    records: list[Record] = []
+    feed = MarketDataFeed(conn, records.append, RecordStamp("run-t", "sim"), metrics, underlying_ticks="233,225")
+    await conn.start()
+    await conn.wait_connected(10)
+    contracts = await qualify(conn.ib, [underlying_contract(s) for s in ("SPY", "QQQ", "SPX")])
+    await feed.subscribe_l1(contracts, "underlying")
+    await feed.subscribe_tick_by_tick(contracts[:1])
+    await _until(lambda: {r.symbol for r in records if isinstance(r, UnderlyingQuote)} >= {"SPY", "QQQ", "SPX"}, 10, "L1")
+    try:
+        assert sim.drop_connections() >= 1
+        await _until(lambda: _metric(metrics, "ibkr_disconnects_total", role="ingest-ibkr") == 1, 5, "disconnect seen")
+        before = len(records)
+        took = await _until(
+            lambda: conn.state == CONNECTED
+            and {r.symbol for r in records[before:] if isinstance(r, UnderlyingQuote)} >= {"SPY", "QQQ", "SPX"},
+            10,
+            "reconnect with every subscription back",
+        )
+        assert took < 10
+        assert _metric(metrics, "ibkr_reconnects_total", role="ingest-ibkr") == 1
+        assert _metric(metrics, "ibkr_gap_seconds_count", role="ingest-ibkr") == 1  # the gap was measured
+        assert _metric(metrics, "ibkr_resubscribe_seconds_count", role="ingest-ibkr") == 1
+        assert len(conn.subscription_names) == 3 + 2  # 3 L1 lines + AllLast and BidAsk of SPY
+        ids = [r.record_id for r in records]
+        assert len(ids) == len(set(ids)), "a record was published twice"
+    finally:
+        await conn.stop()
+
+
+async def test_depth_rotates_through_more_venues_than_slots(tws: tuple[TwsSimulator, int]) -> None:
+    _, port = tws
+    conn, metrics = _connection(port, 112)
+    books: list[Record] = []
+    settings = DepthSettings(
+        venues=["SPY@ARCA", "QQQ@ISLAND", "IWM@ARCA", "AAPL@ISLAND", "MSFT@ISLAND"], dwell_s=0.6, snapshot_interval_s=0.2
+    )
+    rotator = DepthRotator(conn, settings, books.append, RecordStamp("run-t", "sim"), metrics)
+    await conn.start()
+    await conn.wait_connected(10)
+    await rotator.start()
+    try:
+        seen = lambda: {(b.symbol, b.venue) for b in books if isinstance(b, DepthSnapshot)}  # noqa: E731
+        await _until(lambda: len(seen()) >= 5, 15, "all five venues published a book")
+        assert len(rotator.active) <= 3
+        assert _metric(metrics, "ibkr_depth_errors_total", code="309") == 0  # never asked for a 4th slot
+        book = next(b for b in books if isinstance(b, DepthSnapshot))
+        assert 0 < len(book.bids) <= 10 and 0 < len(book.asks) <= 10
+        assert book.bids[0].price < book.asks[0].price
+    finally:
+        await rotator.stop()
+        await conn.stop()
+
+
+async def test_router_fills_once_per_signal(tws: tuple[TwsSimulator, int], stack: Stack) -> None:
+    _, port = tws
+    conn, metrics = _connection(port, 201, role="execution")
+    redis = Redis.from_url(stack.redis_url)
+    ledger = OrderLedger(redis, unique())
+    published: list[Record] = []
+
+    async def publish(record: Record) -> None:
+        published.append(record)
+
+    gateway = IbkrOrderGateway(conn)
+    router = OrderRouter(gateway, ledger, publish, metrics, "run-t", "sim")
+    gateway.attach(router)
+    acks: list[OrderAck] = []
+    router.register_ack_listener(acks.append)
+    await conn.start()
+    await conn.wait_connected(10)
+    try:
+        spy = (await qualify(conn.ib, [underlying_contract("SPY")]))[0]
+        ticker = conn.ib.reqMktData(spy, "", False, False)
+        await _until(lambda: ticker.ask == ticker.ask and ticker.ask > 0, 10, "SPY ask")
+        limit = Decimal(str(round(ticker.ask * 1.01, 2)))
+        request = OrderRequest(signal_id=f"sig-{unique()}", symbol="SPY", side="buy", quantity=3, limit_price=limit)
+        first = await router.submit(request)
+        assert first.status == "submitted" and not first.duplicate and first.broker_order_id
+        await _until(lambda: any(a.status == "filled" for a in acks), 10, "Filled")
+        again = await router.submit(request)
+        assert again.duplicate and again.order_id == first.order_id
+        order = await ledger.load(first.order_id)
+        assert order["status"] == "filled" and order["filled"] == "3"
+        assert order["broker_order_id"] == str(first.broker_order_id)
+        statuses = [e["status"] for e in await ledger.status_log(first.order_id)]
+        assert statuses[0] == "submitted" and statuses[-1] == "filled"
+        fills = [r for r in published if isinstance(r, Fill)]
+        assert sum(f.quantity for f in fills) == 3 and all(f.order_id == first.order_id for f in fills)
+        assert {e.status for e in published if isinstance(e, OrderEvent)} >= {"pending", "submitted", "filled"}
+        placed = [t for t in conn.ib.trades() if t.order.orderRef == request.token]
+        assert len(placed) == 1, "the resubmitted signal created a second order"
+        assert _metric(metrics, "ibkr_orders_deduplicated_total") == 1
+        assert _metric(metrics, "ibkr_submit_to_fill_ms_count") == 1
+    finally:
+        await router.close()
+        await conn.stop()
+        await redis.aclose()
