@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quanticity.agents import demo_ingest, ingest_av, store
+from quanticity.agents import demo_ingest, execution, ingest_av, ingest_ibkr, store
 from quanticity.app.context import RoleContext
 from quanticity.errors import UnknownRoleError
 from quanticity.settings.model import Settings
@@ -40,6 +40,19 @@ ROLES: tuple[RoleSpec, ...] = (
         "AlphaVantage cadence matrix → quotes, ticks, reference (the local simulator without a key)",
         ingest_av.install,
         lambda s: bool(s.alphavantage.cadence.buckets),
+    ),
+    RoleSpec(
+        "ingest-ibkr",
+        "TWS L1, option greeks, auction fields, tick-by-tick, bars, rotating depth → quotes, ticks, depth; "
+        "account → Redis (the local TWS simulator in sim mode)",
+        ingest_ibkr.install,
+        lambda s: s.ibkr.enabled,
+    ),
+    RoleSpec(
+        "execution",
+        "order intents on orders → IBKR router (idempotent orderRef) → order events, fills, orders:{id} in Redis",
+        execution.install,
+        lambda s: s.ibkr.enabled,
     ),
     RoleSpec(
         "ingest-demo",

@@ -263,6 +263,57 @@ def sim_alphavantage(
         sys.exit(1)
 
 
+@sim.command("tws")
+@click.option("--port", type=int, default=7497, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--symbols", default=None, help="comma-separated symbols it lists (default: every watchlist)")
+@click.option("--account", default="DU1234567", show_default=True, help="the managed (paper) account code")
+@click.option("--tick-interval-ms", type=click.IntRange(min=10), default=250, show_default=True)
+@click.option("--control-port", type=int, default=None, help="loopback HTTP port for fault injection")
+@click.option("--not-entitled", default="", help="comma-separated symbols without live data (354 → delayed)")
+@click.pass_context
+def sim_tws(
+    ctx: click.Context,
+    port: int,
+    host: str,
+    seed: int,
+    symbols: str | None,
+    account: str,
+    tick_interval_ms: int,
+    control_port: int | None,
+    not_entitled: str,
+) -> None:
+    """Serve the TWS-protocol simulator (what ib_insync connects to) until Ctrl-C."""
+    from datetime import UTC, datetime
+
+    from quanticity.simulation.market import SimulatedMarket
+    from quanticity.simulation.tws.config import TwsSimConfig
+    from quanticity.simulation.tws.server import run_forever
+
+    settings = _settings(ctx)
+    known = (
+        sorted(s.strip().upper() for s in symbols.split(",") if s.strip())
+        if symbols
+        else sorted({s for watchlist in settings.watchlists.values() for s in watchlist})
+    )
+    try:
+        config = TwsSimConfig(
+            accounts=(account,),
+            tick_interval_s=tick_interval_ms / 1000.0,
+            not_entitled=frozenset(s.strip().upper() for s in not_entitled.split(",") if s.strip()),
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    control = f", fault control on http://{host}:{control_port}" if control_port else ""
+    click.echo(f"TWS simulator on {host}:{port} (server version {config.server_version}, account {account}{control})")
+    try:
+        _install_uvloop()
+        asyncio.run(run_forever(host, port, config, SimulatedMarket(seed, datetime.now(UTC), known), control_port))
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
 @cli.group()
 def archive() -> None:
     """The Parquet cold archive: export a day, verify against the manifest, upload."""

@@ -126,7 +126,9 @@ class TwsSimulatorSettings(_Section):
 class IbkrSettings(_Section):
     """Interactive Brokers through TWS / IB Gateway (``ib_insync``)."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        default=False, description="run the IBKR roles (ingest-ibkr, execution) under `quanticity up`"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=7497, ge=1, le=65535, description="7497 paper TWS, 7496 live TWS, 4002 paper gateway")
     account: str | None = Field(default=None, description="unset = the only managed account")
