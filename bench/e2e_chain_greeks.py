@@ -1,0 +1,294 @@
+"""End to end: a 10k-contract chain snapshot arriving on ``quotes`` → Greeks in Redis.
+
+Starts the embedded stack (Tansu + Redis Stack) on free ports and the analytics role in this
+process, the way ``quanticity up`` runs it, then publishes chain snapshots on ``quotes`` at a
+steady pace (one every ``--every`` seconds, longer than the 250 ms coalescing window so none
+is coalesced away). Each snapshot's ``ingest_time`` is stamped just before it is sent, as the
+ingest roles do; "stored" is when Redis announces the ``SET`` of its
+``analytics:greeks:{symbol}:{expiry}`` key (keyspace notifications, no polling).
+
+Layouts (``--layout``):
+
+- ``single``: one 10,000-contract snapshot per chain (5,000 strikes, calls and puts): the
+  worst case, one ~1.8 MB message;
+- ``expiries``: the same 10,000 contracts as 10 snapshots of 1,000 (one message per
+  underlying+expiry, as the ingest role publishes them); latency runs from the first
+  snapshot's ingest to the last expiry's Greeks stored.
+
+``--load`` also runs the ``store`` and ``ingest-av`` roles with the shipped cadence matrix
+against the AlphaVantage simulator in the same process (the full Module 1 cadence; the
+analytics role then computes the simulator's chains too).
+
+Run from the project root::
+
+    PYTHONPATH=. python bench/e2e_chain_greeks.py [--snapshots 40] [--layout single|expiries] [--load]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from quanticity.agents import analytics
+from quanticity.analytics import compute_greeks
+from quanticity.app.platform import Platform
+from quanticity.app.roles import RoleSpec, role
+from quanticity.observability.metrics import Metrics
+from quanticity.runtime.embedded import EmbeddedRuntime
+from quanticity.runtime.process import free_loopback_port
+from quanticity.schemas import OptionChainSnapshot, utc_now
+from quanticity.schemas.codec import encode_record
+from quanticity.settings import Settings, SettingsHolder, load_settings
+from quanticity.settings.model import EmbeddedSettings
+from quanticity.topology.broker_profile import producer_options
+from quanticity.topology.registry import TopicRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+ANALYTICS_ROLE = RoleSpec("analytics", "Greeks and analytics kernels", analytics.install)
+CONTRACTS = 10_000
+SPOT, RATE = 600.0, 0.043
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+
+def chain_snapshot(
+    n: int, expiry: date, record_id: str, event_time: datetime, rng: np.random.Generator
+) -> OptionChainSnapshot:
+    """``n`` contracts on a smile, bid/ask around the model price, provider Greeks in AlphaVantage units."""
+    half = n // 2
+    strike = np.repeat(np.round(np.linspace(0.5 * SPOT, 1.5 * SPOT, half), 2), 2)
+    is_call = np.tile([True, False], half)
+    settle = datetime.combine(expiry, datetime.min.time(), tzinfo=UTC) + timedelta(hours=21)
+    t = max((settle - event_time).total_seconds(), 60.0) / (365.0 * 86400.0)
+    m = np.log(strike / SPOT)
+    vol = 0.16 + 0.5 * m * m - 0.08 * m + rng.normal(0.0, 0.002, n)
+    g = compute_greeks(SPOT, strike, t, RATE, 0.0, vol, is_call)
+    half_spread = np.minimum(0.01 + 0.01 * g.price, 0.5 * g.price)
+
+    def floats(a: np.ndarray) -> list[float | None]:
+        return a.tolist()  # type: ignore[no-any-return]
+
+    return OptionChainSnapshot(
+        symbol="SPY",
+        expiry=expiry,
+        strike=floats(strike),
+        right=["C" if c else "P" for c in is_call],
+        bid=floats(g.price - half_spread),
+        ask=floats(g.price + half_spread),
+        last=floats(g.price),
+        volume=floats(np.round(rng.uniform(0, 1000, n))),
+        open_interest=floats(np.round(rng.uniform(0, 5000, n))),
+        implied_vol=floats(vol),
+        delta=floats(g.delta),
+        gamma=floats(g.gamma),
+        theta=floats(g.theta / 365.0),
+        vega=floats(g.vega * 0.01),
+        rho=floats(g.rho * 0.01),
+        record_id=record_id,
+        event_time=event_time,
+        source="sim",
+        run_id="bench",
+        mode="sim",
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def describe(name: str, values_ms: list[float]) -> str:
+    return (
+        f"{name:<34} n={len(values_ms):<4} p50 {statistics.median(values_ms):7.1f} ms   "
+        f"p99 {percentile(values_ms, 0.99):7.1f} ms   max {max(values_ms):7.1f} ms"
+    )
+
+
+async def run(snapshots: int, every_s: float, layout: str, load: bool) -> None:
+    with tempfile.TemporaryDirectory() as home:
+        embedded = EmbeddedSettings(
+            kafka_port=free_loopback_port(),
+            redis_port=free_loopback_port(),
+            home=Path(home),
+            openssl_dir=ROOT / ".quanticity" / "openssl1.1",
+        )
+        runtime = EmbeddedRuntime(embedded, Metrics(), with_broker=True, with_redis=True)
+        await runtime.start(watch=False)
+        try:
+            await measure(runtime, Path(home), snapshots, every_s, layout, load)
+        finally:
+            runtime.stop_processes()
+
+
+class Stages:
+    """Per-chain stage times from the role's own metrics (deltas of histogram sums and counts)."""
+
+    SERIES = {
+        "ingest → decoded by the agent": ("topic_consume_lag_seconds", {"topic": "quotes", "role": "analytics"}, 1e3),
+        "compute (IV + Greeks + document)": ("analytics_compute_latency_ms", {"module": "greeks"}, 1.0),
+        "ingest → stored (role's metric)": ("analytics_end_to_end_ms", {"module": "greeks"}, 1.0),
+    }
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.samples: dict[str, list[float]] = {name: [] for name in self.SERIES}
+        self._last = self._read()
+
+    def _read(self) -> dict[str, tuple[float, float]]:
+        get = self.metrics.registry.get_sample_value
+        return {
+            name: (get(f"{metric}_sum", labels) or 0.0, get(f"{metric}_count", labels) or 0.0)
+            for name, (metric, labels, _) in self.SERIES.items()
+        }
+
+    def mark(self, keep: bool) -> None:
+        """Close one chain: record the mean of each stage over the records it consumed."""
+        now = self._read()
+        for name, (total, count) in now.items():
+            d_total, d_count = total - self._last[name][0], count - self._last[name][1]
+            if keep and d_count:
+                self.samples[name].append(d_total / d_count * self.SERIES[name][2])
+        self._last = now
+
+
+class KeyspaceWatch:
+    """When Redis SETs each ``analytics:greeks:SPY:{expiry}`` key (keyspace notifications, no polling)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.stored: dict[str, float] = {}
+        self.pubsub = redis.pubsub()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.redis.config_set("notify-keyspace-events", "K$")
+        await self.pubsub.psubscribe("__keyspace@0__:bench:analytics:greeks:SPY:*")
+        self._task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        async for message in self.pubsub.listen():
+            if message["type"] == "pmessage" and message["data"] == b"set":
+                self.stored[message["channel"].decode().rsplit(":", 1)[-1]] = time.time()
+
+    async def wait_for(self, count: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while len(self.stored) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        return len(self.stored) >= count
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+
+
+def layout_of(layout: str) -> tuple[list[date], int]:
+    """Expiries and contracts per snapshot of one chain."""
+    today = utc_now().date()
+    if layout == "single":
+        return [today + timedelta(days=21)], CONTRACTS
+    return [today + timedelta(days=7 * (i + 1)) for i in range(10)], CONTRACTS // 10
+
+
+async def measure(
+    runtime: EmbeddedRuntime, home: Path, snapshots: int, every_s: float, layout: str, load: bool
+) -> None:
+    settings, roles = bench_settings(runtime, home, load)
+    metrics = Metrics()
+    platform = Platform(SettingsHolder(settings, lambda: settings, metrics), metrics, roles, banner=io.StringIO())
+    redis = Redis.from_url(runtime.redis_url)
+    topic = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions).broker_name("quotes")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=runtime.bootstrap, **producer_options(settings.kafka), max_request_size=MAX_REQUEST_BYTES
+    )
+    await platform.start()
+    await producer.start()
+    watch = KeyspaceWatch(redis)
+    await watch.start()
+    rng = np.random.default_rng(7)
+    expiries, per = layout_of(layout)
+    latencies_ms: list[float] = []
+    stages = Stages(metrics)
+    try:
+        await asyncio.sleep(2.0)  # let the consumer group settle
+        for i in range(snapshots + 2):  # two warm-up rounds: first-message paths, connections
+            now = utc_now()
+            chains = [chain_snapshot(per, e, f"bench-{i}-{e}", now, rng) for e in expiries]
+            watch.stored.clear()
+            ingest = utc_now()
+            # As the ingest role publishes a reply's snapshots: all sends first, then the acknowledgements.
+            sends = []
+            for chain in chains:
+                value = encode_record(chain.model_copy(update={"ingest_time": utc_now()}))
+                sends.append(await producer.send(topic, value, key=b"SPY"))
+            await asyncio.gather(*sends)
+            complete = await watch.wait_for(len(expiries), 10.0)
+            await asyncio.sleep(0.05)  # the role observes its metrics just after the SET
+            stages.mark(keep=i >= 2 and complete)
+            if not complete:
+                print(f"chain {i}: only {len(watch.stored)}/{len(expiries)} stored within 10 s", file=sys.stderr)
+            elif i >= 2:
+                latencies_ms.append((max(watch.stored.values()) - ingest.timestamp()) * 1000.0)
+            await asyncio.sleep(every_s)
+    finally:
+        await watch.stop()
+        await redis.aclose()
+        await producer.stop()
+        await platform.stop()
+    print(
+        f"layout {layout}: {len(expiries)} snapshot(s) of {per} contracts per chain; load: {'full' if load else 'none'}"
+    )
+    print(describe("ingest → Greeks stored (keyspace)", latencies_ms))
+    for name, values in stages.samples.items():
+        if values:
+            print(describe(name + (" (mean/snapshot)" if len(expiries) > 1 else ""), values))
+    print(f"target p99 <= 100 ms: {'met' if percentile(latencies_ms, 0.99) <= 100.0 else 'NOT met'}")
+
+
+def bench_settings(runtime: EmbeddedRuntime, home: Path, load: bool) -> tuple[Settings, list[RoleSpec]]:
+    """Settings on the embedded servers; with ``load``, the shipped cadence matrix and its roles."""
+    overrides: dict[str, Any] = {}
+    roles: list[RoleSpec] = [ANALYTICS_ROLE]
+    if load:
+        shipped = load_settings(ROOT / "config", env_file=None)
+        overrides = {
+            "alphavantage": {"cadence": shipped.alphavantage.cadence.model_dump()},
+            "watchlists": shipped.watchlists,
+        }
+        roles = [role("store"), ANALYTICS_ROLE, role("ingest-av")]
+    settings = Settings(
+        _env_file=None,
+        kafka={"bootstrap": runtime.bootstrap, "topic_prefix": "bench-"},
+        redis={"url": runtime.redis_url, "key_prefix": "bench:"},
+        embedded={"home": home / "platform"},
+        observability={"metrics_port": 0, "textfile_dir": home / "metrics"},
+        demo={"enabled": False},
+        **overrides,
+    )
+    return settings, roles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--snapshots", type=int, default=40, help="measured chains (>= 30)")
+    parser.add_argument("--every", type=float, default=0.5, help="seconds between chains")
+    parser.add_argument("--layout", choices=("single", "expiries"), default="single")
+    parser.add_argument("--load", action="store_true", help="also run store + ingest-av at the full cadence")
+    args = parser.parse_args()
+    asyncio.run(run(args.snapshots, args.every, args.layout, args.load))
+
+
+if __name__ == "__main__":
+    main()
