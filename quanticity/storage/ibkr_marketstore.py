@@ -18,8 +18,8 @@ stores once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from datetime import date
+from typing import Any
 
 from quanticity.schemas import AuctionState, Bar, OptionQuote, Tick, UnderlyingQuote
 from quanticity.storage.redis_timeseries import (

@@ -85,14 +85,18 @@ async def test_drop_reconnects_and_restores_every_subscription(tws: tuple[TwsSim
     contracts = await qualify(conn.ib, [underlying_contract(s) for s in ("SPY", "QQQ", "SPX")])
     await feed.subscribe_l1(contracts, "underlying")
     await feed.subscribe_tick_by_tick(contracts[:1])
-    await _until(lambda: {r.symbol for r in records if isinstance(r, UnderlyingQuote)} >= {"SPY", "QQQ", "SPX"}, 10, "L1")
+    await _until(
+        lambda: {r.symbol for r in records if isinstance(r, UnderlyingQuote)} >= {"SPY", "QQQ", "SPX"}, 10, "L1"
+    )
     try:
         assert sim.drop_connections() >= 1
         await _until(lambda: _metric(metrics, "ibkr_disconnects_total", role="ingest-ibkr") == 1, 5, "disconnect seen")
         before = len(records)
         took = await _until(
-            lambda: conn.state == CONNECTED
-            and {r.symbol for r in records[before:] if isinstance(r, UnderlyingQuote)} >= {"SPY", "QQQ", "SPX"},
+            lambda: (
+                conn.state == CONNECTED
+                and {r.symbol for r in records[before:] if isinstance(r, UnderlyingQuote)} >= {"SPY", "QQQ", "SPX"}
+            ),
             10,
             "reconnect with every subscription back",
         )
@@ -112,7 +116,9 @@ async def test_depth_rotates_through_more_venues_than_slots(tws: tuple[TwsSimula
     conn, metrics = _connection(port, 112)
     books: list[Record] = []
     settings = DepthSettings(
-        venues=["SPY@ARCA", "QQQ@ISLAND", "IWM@ARCA", "AAPL@ISLAND", "MSFT@ISLAND"], dwell_s=0.6, snapshot_interval_s=0.2
+        venues=["SPY@ARCA", "QQQ@ISLAND", "IWM@ARCA", "AAPL@ISLAND", "MSFT@ISLAND"],
+        dwell_s=0.6,
+        snapshot_interval_s=0.2,
     )
     rotator = DepthRotator(conn, settings, books.append, RecordStamp("run-t", "sim"), metrics)
     await conn.start()
