@@ -7,13 +7,15 @@ data and bars, reads the account and trades against it. Modules::
     session         one connection: handshake, pacing, dispatch, sending
     handlers_data   contracts, market data, depth, tick-by-tick, bars
     handlers_trading orders, executions, account, positions, P&L
+    handlers_options calculateImpliedVolatility / calculateOptionPrice
     streaming       the feed loops (quotes, resting orders, bars, P&L, account pushes)
     state           shared state and routing of order events
     protocol        framing, field encoding, reading client requests
     messages        server-to-client message builders (order family: order_messages)
     contracts       the contract universe and tick rules (replies: contract_details)
-    quotes          L1 quotes, option Greeks and the closing auction from the market
-    market_feed     L1 subscriptions and market-data types; depth, tick_by_tick, bars
+    quotes          L1 quotes and option Greeks from the market (auction, underlying_stats, noise)
+    market_feed     L1 subscriptions and market-data types; depth, tick_by_tick
+    bars            historical bars; bar_streams: real-time bars and keepUpToDate updates
     fill_model      validation, fill decisions, commissions; orders, account
     faults          fault state and the loopback control server; config; cli
 """

@@ -26,7 +26,8 @@ from quanticity.simulation.errors import MarketHorizonError, SimulationRequestEr
 from quanticity.simulation.market import Session, SimulatedMarket
 from quanticity.simulation.tws.contracts import SimContract, price_increment
 from quanticity.simulation.tws.messages import Bar
-from quanticity.simulation.tws.quotes import QuoteEngine, mix
+from quanticity.simulation.tws.noise import mix
+from quanticity.simulation.tws.quotes import QuoteEngine
 
 __all__ = ["BarRequest", "BarRequestError", "BarSource", "parse_bar_size", "parse_duration", "parse_end"]
 

@@ -38,6 +38,7 @@ __all__ = [
     "SimContract",
     "TickStyle",
     "price_increment",
+    "to_tick",
 ]
 
 TickStyle = Literal["stock", "index", "fx", "etf", "spx", "single"]
@@ -161,6 +162,11 @@ def price_increment(contract: SimContract, price: float) -> float:
     if style == "spx":
         return 0.05 if price < 3.0 else 0.10
     return 0.01 if price < 3.0 else 0.05
+
+
+def to_tick(price: float, increment: float) -> float:
+    """``price`` rounded to the nearest multiple of ``increment``."""
+    return round(round(price / increment) * increment, 10)
 
 
 def option_con_id(occ_id: str) -> int:

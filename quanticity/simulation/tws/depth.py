@@ -23,7 +23,8 @@ from quanticity.simulation.instruments import stable_key
 from quanticity.simulation.tws import messages as m
 from quanticity.simulation.tws.contracts import DEPTH_EXCHANGES, SimContract
 from quanticity.simulation.tws.messages import Msg
-from quanticity.simulation.tws.quotes import Quote, mix
+from quanticity.simulation.tws.noise import mix
+from quanticity.simulation.tws.quotes import Quote
 
 __all__ = [
     "DEPTH_NOT_SUPPORTED",

@@ -69,8 +69,10 @@ async def place_order(session: Session, r: FieldReader) -> None:
         return
     if existing is not None:
         state.route(state.orders.modify(existing, ticket, quote, now))
-    else:
-        state.route(state.orders.place(order, quote, now))
+        return
+    if order.tif == "DAY":
+        order.expires_at = state.session_close(now, order.outside_rth)
+    state.route(state.orders.place(order, quote, now))
 
 
 def _order(session: Session, ticket: OrderTicket, contract: SimContract) -> SimOrder:
@@ -205,8 +207,8 @@ async def account_updates(session: Session, r: FieldReader) -> None:
     session.account_updates = subscribe
     if subscribe:
         state = session.state
-        msgs = account_messages(state.valuation(), state.config.account, state.now())
-        session.send_many([*msgs, m.account_download_end(account)])
+        session.send_account(account_messages(state.valuation(), state.config.account, state.now()), force=True)
+        session.send(m.account_download_end(account))
 
 
 async def positions(session: Session, r: FieldReader) -> None:

@@ -21,7 +21,8 @@ from typing import ClassVar
 from quanticity.simulation.tws import messages as m
 from quanticity.simulation.tws.contracts import SimContract
 from quanticity.simulation.tws.messages import Msg, OptionGreeks
-from quanticity.simulation.tws.quotes import Quote, UnderlyingStats
+from quanticity.simulation.tws.quotes import Quote
+from quanticity.simulation.tws.underlying_stats import UnderlyingStats
 
 __all__ = [
     "NOT_SUBSCRIBED",

@@ -193,20 +193,8 @@ def tick_string(req_id: int, tick_type: int, value: str) -> Msg:
 def tick_option_computation(req_id: int, tick_type: int, greeks: OptionGreeks, price_based: bool = False) -> Msg:
     """tickOptionComputation (21): exactly 12 numeric fields."""
     g = greeks
-    return [
-        21,
-        req_id,
-        tick_type,
-        1 if price_based else 0,
-        round(g.implied_vol, 10),
-        round(g.delta, 10),
-        _px(g.price),
-        round(g.pv_dividend, 10),
-        round(g.gamma, 10),
-        round(g.vega, 10),
-        round(g.theta, 10),
-        _px(g.und_price),
-    ]
+    values = (g.implied_vol, g.delta, g.price, g.pv_dividend, g.gamma, g.vega, g.theta, g.und_price)
+    return [21, req_id, tick_type, 1 if price_based else 0, *(round(v, 10) for v in values)]
 
 
 def tick_req_params(req_id: int, min_tick: float, bbo_exchange: str, snapshot_permissions: int) -> Msg:
@@ -267,35 +255,14 @@ def historical_data(req_id: int, start: str, end: str, bars: Sequence[Bar]) -> M
 
 def historical_data_update(req_id: int, bar: Bar) -> Msg:
     """historicalDataUpdate (90): note the open, close, high, low order."""
-    return [
-        90,
-        req_id,
-        bar.count,
-        bar.date,
-        _px(bar.open),
-        _px(bar.close),
-        _px(bar.high),
-        _px(bar.low),
-        _px(bar.wap),
-        bar.volume,
-    ]
+    ochl = (bar.open, bar.close, bar.high, bar.low)
+    return [90, req_id, bar.count, bar.date, *(_px(v) for v in ochl), _px(bar.wap), bar.volume]
 
 
 def realtime_bar(req_id: int, bar: Bar) -> Msg:
     """realtimeBar (50): one 5-second bar."""
-    return [
-        50,
-        3,
-        req_id,
-        bar.epoch,
-        _px(bar.open),
-        _px(bar.high),
-        _px(bar.low),
-        _px(bar.close),
-        bar.volume,
-        _px(bar.wap),
-        bar.count,
-    ]
+    ohlc = (bar.open, bar.high, bar.low, bar.close)
+    return [50, 3, req_id, bar.epoch, *(_px(v) for v in ohlc), bar.volume, _px(bar.wap), bar.count]
 
 
 def head_timestamp(req_id: int, stamp: str) -> Msg:
@@ -319,18 +286,8 @@ def sec_def_opt_param(
     strikes: Sequence[float],
 ) -> Msg:
     """securityDefinitionOptionParameter (75): the strikes run to the end of the message."""
-    return [
-        75,
-        req_id,
-        exchange,
-        under_con_id,
-        trading_class,
-        multiplier,
-        len(expirations),
-        *expirations,
-        len(strikes),
-        *(float(s) for s in strikes),
-    ]
+    head: Msg = [75, req_id, exchange, under_con_id, trading_class, multiplier]
+    return [*head, len(expirations), *expirations, len(strikes), *(float(s) for s in strikes)]
 
 
 def sec_def_opt_param_end(req_id: int) -> Msg:
@@ -363,18 +320,8 @@ def update_portfolio(
     account: str,
 ) -> Msg:
     """updatePortfolio (7): exactly 20 fields; ``contract_fields`` are the 11 contract slots."""
-    return [
-        7,
-        8,
-        *contract_fields,
-        position,
-        round(market_price, 8),
-        round(market_value, 4),
-        round(average_cost, 8),
-        round(unrealized, 4),
-        round(realized, 4),
-        account,
-    ]
+    numbers = (round(market_price, 8), round(market_value, 4), round(average_cost, 8), round(unrealized, 4))
+    return [7, 8, *contract_fields, position, *numbers, round(realized, 4), account]
 
 
 def update_account_time(hhmm: str) -> Msg:

@@ -96,149 +96,43 @@ def parse_place_order(r: FieldReader) -> OrderTicket:
     )
 
 
-def _num(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value
-
-
 def order_status(o: SimOrder) -> Msg:
     """orderStatus (3): 12 fields, echoing the submitting clientId."""
     return [
-        3,
-        o.order_id,
-        o.status,
-        o.filled,
-        o.remaining,
-        o.avg_fill_price,
-        o.perm_id,
-        o.parent_id,
-        o.last_fill_price,
-        o.client_id,
-        "",
-        0,
-    ]
+        3, o.order_id, o.status, o.filled, o.remaining, o.avg_fill_price, o.perm_id, o.parent_id, o.last_fill_price,
+        o.client_id, "", 0,
+    ]  # fmt: skip
 
 
 def open_order(o: SimOrder, what_if: tuple[str, ...] | None = None) -> Msg:
-    """openOrder (5): 128 fields.
+    """openOrder (5): 128 fields, in blocks named by their first and last slot (tws.md §4.8).
 
     Args:
         o: the order.
         what_if: for a whatIf reply, the 9 margin strings then commission, min, max.
     """
     c = o.contract
-    margins: list[str | float | None] = list(what_if[:9]) if what_if else [""] * 9
-    fees: list[str | float | None] = list(what_if[9:12]) if what_if else ["", "", ""]
+    margins: list[str] = list(what_if[:9]) if what_if else [""] * 9
+    fees: list[str] = list(what_if[9:12]) if what_if else ["", "", ""]
     trail = o.trail_stop if o.order_type == "TRAIL" else None
-    return [
-        5,
-        o.order_id,
-        *c.fields11(c.exchange),
-        o.action,
-        o.quantity,
-        o.order_type,
-        _num(o.limit),
-        _num(o.aux),
-        o.tif,
-        o.oca_group,
-        o.account,
-        "O",
-        0,
-        o.order_ref,
-        o.client_id,
-        o.perm_id,
-        o.outside_rth,
-        False,
-        0.0,
-        "",
-        "",  # outsideRth, hidden, discretionaryAmt, goodAfterTime, deprecated
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "0",
-        "",
-        "",  # faGroup .. settlingFirm
-        0,
-        "",
-        -1,
-        0,
-        "",
-        "",
-        "",
-        "",
-        "",  # shortSaleSlot .. stockRangeUpper
-        0,
-        False,
-        False,
-        False,
-        "",
-        0,
-        False,
-        False,
-        "",
-        o.parent_id,
-        0,  # displaySize .. triggerMethod
-        "",
-        0,  # volatility, volatilityType
-        "",
-        "",  # deltaNeutralOrderType (empty: no insert), deltaNeutralAuxPrice
-        False,
-        0,
-        _num(trail),
-        _num(o.trail_percent),
-        "",
-        "",
-        "",  # continuousUpdate .. comboLegsDescrip
-        0,
-        0,
-        0,  # comboLegs, orderComboLegs, smartComboRoutingParams counts
-        "",
-        "",
-        "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
-        "",  # hedgeType
-        False,
-        "",
-        "",
-        False,
-        0,  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld, dncPresent
-        "",  # algoStrategy
-        False,
-        bool(what_if),
-        o.status if not what_if else "PreSubmitted",
-        *margins,
-        *fees,
-        "USD" if what_if else "",
-        "",  # commissionCurrency, warningText
-        False,
-        False,  # randomizeSize, randomizePrice
-        0,  # numConditions
-        "",
-        "",
-        _num(trail),
-        "",
-        "",
-        "",
-        "",
-        0,  # adjustedOrderType .. adjustableTrailingUnit
-        "",
-        "",
-        "",  # softDollarTier
-        "",
-        False,
-        False,
-        False,
-        "",  # cashQty .. usePriceMgmtAlgo
-        "",
-        "",
-        False,  # duration, postToAts, autoCancelParent
-        "",
-        "",
-        "",
-        "",
-        "",  # minTradeQty .. midOffsetAtHalf
-    ]
+    status = "PreSubmitted" if what_if else o.status
+    msg: Msg = [5, o.order_id, *c.fields11(c.exchange)]
+    msg += [o.action, o.quantity, o.order_type, o.limit, o.aux]  # 13-17 action .. auxPrice
+    msg += [o.tif, o.oca_group, o.account, "O", 0, o.order_ref, o.client_id, o.perm_id]  # 18-25 tif .. permId
+    msg += [o.outside_rth, False, 0.0, "", ""]  # 26-30 outsideRth .. deprecated
+    msg += ["", "", "", "", "", "", "0", "", ""]  # 31-39 faGroup .. settlingFirm
+    msg += [0, "", -1, 0, "", "", "", "", ""]  # 40-48 shortSaleSlot .. stockRangeUpper
+    msg += [0, False, False, False, "", 0, False, False, "", o.parent_id, 0]  # 49-59 displaySize .. triggerMethod
+    msg += ["", 0, "", ""]  # 60-63 volatility, volatilityType, deltaNeutralOrderType (empty: no insert), dnAux
+    msg += [False, 0, trail, o.trail_percent, "", "", ""]  # 64-70 continuousUpdate .. comboLegsDescrip
+    msg += [0, 0, 0, "", "", "", ""]  # 71-77 three counts, scale fields, hedgeType
+    msg += [False, "", "", False, 0, ""]  # 78-83 optOutSmartRouting .. dncPresent, algoStrategy
+    msg += [False, bool(what_if), status, *margins, *fees, "USD" if what_if else "", ""]  # 84-100
+    msg += [False, False, 0]  # 101-103 randomizeSize, randomizePrice, numConditions
+    msg += ["", "", trail, "", "", "", "", 0]  # 104-111 adjustedOrderType .. adjustableTrailingUnit
+    msg += ["", "", "", "", False, False, False, ""]  # 112-119 softDollarTier .. usePriceMgmtAlgo
+    msg += ["", "", False, "", "", "", "", ""]  # 120-127 duration .. midOffsetAtHalf
+    return msg
 
 
 def completed_order(o: SimOrder) -> Msg:
@@ -246,123 +140,29 @@ def completed_order(o: SimOrder) -> Msg:
     c = o.contract
     stamp = to_et(o.completed_at).strftime("%Y%m%d %H:%M:%S US/Eastern") if o.completed_at else ""
     completed = "Filled" if o.status == "Filled" else "Cancelled by Trader"
-    return [
-        101,
-        *c.fields11(c.exchange),
-        o.action,
-        o.quantity,
-        o.order_type,
-        _num(o.limit),
-        _num(o.aux),
-        o.tif,
-        o.oca_group,
-        o.account,
-        "O",
-        0,
-        o.order_ref,
-        o.perm_id,
-        o.outside_rth,
-        False,
-        0.0,
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "0",
-        "",
-        "",  # faGroup .. settlingFirm
-        0,
-        "",
-        -1,
-        "",
-        "",
-        "",
-        "",
-        "",  # shortSaleSlot .. stockRangeUpper
-        0,
-        False,
-        False,
-        "",
-        0,
-        0,  # displaySize, sweepToFill, allOrNone, minQty, ocaType, triggerMethod
-        "",
-        0,
-        "",
-        "",  # volatility, volatilityType, deltaNeutralOrderType, deltaNeutralAuxPrice
-        False,
-        0,
-        "",
-        "",
-        "",  # continuousUpdate .. comboLegsDescrip
-        0,
-        0,
-        0,  # comboLegs, orderComboLegs, smartComboRoutingParams counts
-        "",
-        "",
-        "",  # scale fields
-        "",  # hedgeType
-        "",
-        "",
-        False,
-        0,  # clearingAccount, clearingIntent, notHeld, dncPresent
-        "",  # algoStrategy
-        False,
-        o.status,
-        False,
-        False,  # solicited, status, randomizeSize, randomizePrice
-        0,  # numConditions
-        "",
-        "",
-        "",
-        False,
-        False,
-        "",
-        o.filled,
-        0,
-        False,
-        "",
-        False,
-        False,
-        0,  # trailStopPrice .. parentPermId
-        stamp,
-        completed,
-        "",
-        "",
-        "",
-        "",
-        "",  # minTradeQty .. midOffsetAtHalf
-    ]
+    msg: Msg = [101, *c.fields11(c.exchange)]
+    msg += [o.action, o.quantity, o.order_type, o.limit, o.aux, o.tif, o.oca_group, o.account, "O", 0]  # 12-21
+    msg += [o.order_ref, o.perm_id, o.outside_rth, False, 0.0, ""]  # 22-27 orderRef .. goodAfterTime
+    msg += ["", "", "", "", "", "", "0", "", ""]  # 28-36 faGroup .. settlingFirm
+    msg += [0, "", -1, "", "", "", "", ""]  # 37-44 shortSaleSlot .. stockRangeUpper
+    msg += [0, False, False, "", 0, 0]  # 45-50 displaySize .. triggerMethod
+    msg += ["", 0, "", ""]  # 51-54 volatility .. deltaNeutralAuxPrice
+    msg += [False, 0, "", "", ""]  # 55-59 continuousUpdate .. comboLegsDescrip
+    msg += [0, 0, 0, "", "", "", ""]  # 60-66 three counts, scale fields, hedgeType
+    msg += ["", "", False, 0, ""]  # 67-71 clearingAccount .. dncPresent, algoStrategy
+    msg += [False, o.status, False, False, 0]  # 72-76 solicited, status, randomize x2, numConditions
+    msg += ["", "", "", False, False, "", o.filled, 0, False, "", False, False, 0]  # 77-89 .. parentPermId
+    msg += [stamp, completed, "", "", "", "", ""]  # 90-96 completedTime, completedStatus, 5 PEG fields
+    return msg
 
 
 def exec_details(req_id: int, e: Execution) -> Msg:
     """execDetails (11): exactly 31 fields; the time is aware (``YYYYMMDD HH:MM:SS UTC``)."""
     c = e.contract
-    return [
-        11,
-        req_id,
-        e.order_id,
-        *c.fields11(c.exchange),
-        e.exec_id,
-        e.time.strftime("%Y%m%d %H:%M:%S UTC"),
-        e.account,
-        e.exchange,
-        e.side,
-        e.shares,
-        e.price,
-        e.perm_id,
-        e.client_id,
-        0,
-        e.cum_qty,
-        e.avg_price,
-        e.order_ref,
-        "",
-        "",
-        "",
-        2,  # evRule, evMultiplier, modelCode, lastLiquidity (2: removed liquidity)
-    ]
+    msg: Msg = [11, req_id, e.order_id, *c.fields11(c.exchange), e.exec_id, e.time.strftime("%Y%m%d %H:%M:%S UTC")]
+    msg += [e.account, e.exchange, e.side, e.shares, e.price, e.perm_id, e.client_id, 0, e.cum_qty, e.avg_price]
+    msg += [e.order_ref, "", "", "", 2]  # orderRef, evRule, evMultiplier, modelCode, lastLiquidity (2: removed)
+    return msg
 
 
 def commission_report(e: Execution) -> Msg:

@@ -110,6 +110,7 @@ class SimOrder:
     last_fill_price: Decimal = Decimal(0)
     triggered: bool = False
     completed_at: datetime | None = None
+    expires_at: datetime | None = None  # DAY orders: the close of the session they work in
     log: list[tuple[datetime, str, str]] = field(default_factory=list)
 
     @property
@@ -257,6 +258,14 @@ class OrderBook:
         for child in self.working():
             if child.client_id == order.client_id and child.parent_id == order.order_id:
                 events += self.cancel(child, now)
+        return events
+
+    def expire(self, now: datetime) -> list[OrderEvent]:
+        """Cancel the DAY orders whose session has closed."""
+        events: list[OrderEvent] = []
+        for order in self.working():
+            if order.expires_at is not None and now >= order.expires_at and order.status in ACTIVE:
+                events += self.cancel(order, now)
         return events
 
     def cancel_all(self, now: datetime) -> list[OrderEvent]:

@@ -10,13 +10,7 @@ Option quotes are rows of ``market.chain`` (the same quotes the AlphaVantage sim
 serves), with model Greeks from ``compute_greeks`` at the surface vol and bid/ask/last
 Greeks at the vol implied from those prices.
 
-The closing auction (SPY, QQQ, IWM, SPX): from 15:00 ET the indicative imbalance grows
-with the square of the time elapsed, in a direction and size drawn per symbol and day;
-the paired volume grows linearly, the indicative price leans toward the imbalance, and
-the regulatory imbalance is published from 15:50. Outside that hour the fields show
-the last completed closing cross.
-
-Everything here may run in worker threads: caches are thread-safe LRUs.
+The closing auction lives in ``auction``. Everything here may run in worker threads: caches are thread-safe LRUs.
 """
 
 from __future__ import annotations
@@ -31,37 +25,23 @@ from numpy.typing import NDArray
 from quanticity.analytics.greeks_engine import compute_greeks
 from quanticity.analytics.implied_vol import implied_vol
 from quanticity.simulation.cache import LRUCache
-from quanticity.simulation.calendar import REGULAR_CLOSE_S, REGULAR_OPEN_S, SESSION_SECONDS, et_datetime, to_et
+from quanticity.simulation.calendar import REGULAR_CLOSE_S, REGULAR_OPEN_S, SESSION_SECONDS, et_datetime
 from quanticity.simulation.chains import OptionChainTable
-from quanticity.simulation.errors import MarketHorizonError, SimulationRequestError
+from quanticity.simulation.errors import MarketHorizonError
 from quanticity.simulation.instruments import stable_key
 from quanticity.simulation.market import SimulatedMarket
-from quanticity.simulation.tws.contracts import SimContract, price_increment
+from quanticity.simulation.tws.auction import AUCTION_SYMBOLS, Auction, closing_auction
+from quanticity.simulation.tws.contracts import SimContract, price_increment, to_tick
 from quanticity.simulation.tws.messages import OptionGreeks
+from quanticity.simulation.tws.noise import mix
+from quanticity.simulation.tws.underlying_stats import UnderlyingStats, underlying_stats
 
-__all__ = ["AUCTION_SYMBOLS", "Auction", "OptionQuote", "Quote", "QuoteEngine", "UnderlyingStats", "mix", "to_tick"]
+__all__ = ["OptionQuote", "Quote", "QuoteEngine"]
 
-AUCTION_SYMBOLS = frozenset({"SPY", "QQQ", "IWM", "SPX"})
-_AUCTION_START_S = REGULAR_CLOSE_S - 3600  # 15:00 ET
-_REGULATORY_S = REGULAR_CLOSE_S - 600  # 15:50 ET: NYSE/Arca publish the closing imbalance
 _FX_BASE = {"EUR": 1.085, "GBP": 1.27, "USD": 151.2}
 _FX_VOL = 0.07
-_MASK = (1 << 64) - 1
-
-
-def mix(*values: int) -> int:
-    """A fast 64-bit hash of integers (splitmix64 rounds); deterministic across processes."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (v & _MASK)) * 0xBF58476D1CE4E5B9 & _MASK
-        h = (h ^ (h >> 31)) * 0x94D049BB133111EB & _MASK
-        h ^= h >> 29
-    return h
-
-
-def to_tick(price: float, increment: float) -> float:
-    """``price`` rounded to the nearest multiple of ``increment``."""
-    return round(round(price / increment) * increment, 10)
+_SPREAD_ETF = 0.15e-4  # regular-session spread as a fraction of price: SPY trades a penny wide
+_SPREAD_STOCK = 0.5e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +55,6 @@ class OptionQuote:
     implied_vol: float
     open_interest: int
     is_call: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Auction:
-    """Closing-auction fields: indicative price, paired volume, imbalance, regulatory imbalance."""
-
-    price: float
-    volume: int
-    imbalance: int
-    regulatory: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,21 +102,6 @@ class Quote:
     def mark(self) -> float | None:
         """The price positions are marked at: the midpoint, else the last trade."""
         return self.mid if self.mid is not None else self.last
-
-
-@dataclass(frozen=True, slots=True)
-class UnderlyingStats:
-    """Slow-moving statistics of an underlying (generic ticks 100, 101, 104, 106, 165, 236)."""
-
-    implied_vol_30d: float | None
-    hist_vol_30d: float | None
-    call_open_interest: int
-    put_open_interest: int
-    call_volume: int
-    put_volume: int
-    week_ranges: tuple[tuple[float, float], ...]  # (low, high) over 13, 26, 52 weeks
-    avg_volume: float
-    shortable_shares: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +193,10 @@ class QuoteEngine:
             bid = ask = None
             bid_size = ask_size = 0
         else:
-            bid, ask, bid_size, ask_size = self._book_top(mid, inc, spec.avg_volume, trading, regular, sym_key, quarter)
+            width = _SPREAD_ETF if spec.kind == "etf" else _SPREAD_STOCK
+            bid, ask, bid_size, ask_size = self._book_top(
+                mid, inc, width, spec.avg_volume, trading, regular, sym_key, quarter
+            )
             end = max(s, 1) if trading else s
             i = int(tape.last_trade[min(end, SESSION_SECONDS) - 1]) if end > 0 else -1
             if i >= 0:
@@ -280,10 +238,17 @@ class QuoteEngine:
 
     @staticmethod
     def _book_top(
-        mid: float, inc: float, avg_volume: float, trading: bool, regular: bool, sym_key: int, quarter: int
+        mid: float,
+        inc: float,
+        width: float,
+        avg_volume: float,
+        trading: bool,
+        regular: bool,
+        sym_key: int,
+        quarter: int,
     ) -> tuple[float, float, int, int]:
         h = mix(sym_key, quarter)
-        ticks = max(1, round(mid * 0.4e-4 / inc))
+        ticks = max(1, round(mid * width / inc))
         ticks *= 1 if regular else (3 if trading else 5)
         ticks += 1 if h % 5 == 0 else 0  # the one-tick flicker
         bid = math.floor((mid - ticks * inc / 2.0) / inc + 1e-9) * inc
@@ -299,22 +264,9 @@ class QuoteEngine:
     def _auction(self, symbol: str, k: int, s: int, mid: float, inc: float) -> Auction:
         spec = self.market.spec(symbol)
         base_volume = self.market.spec(spec.path_symbol).avg_volume
-        live = _AUCTION_START_S <= s < REGULAR_CLOSE_S
-        if live:
-            x = (s - _AUCTION_START_S) / 3600.0
-            h = mix(stable_key("tws-auction", symbol), k)
-            sign = 1 if h % 2 else -1
-            size = 0.002 + 0.010 * ((h >> 4) % 1000) / 1000.0
-            wiggle = 1.0 + 0.15 * (((mix(h, s // 60) % 1000) / 1000.0) - 0.5)
-            imbalance = sign * int(base_volume * size * x * x * wiggle / 100.0) * 100
-            paired = int(base_volume * (0.01 + 0.03 * x) / 100.0) * 100
-            price = to_tick(mid + sign * inc * (1.0 + 5.0 * x), inc)
-            regulatory = imbalance if s >= _REGULATORY_S else 0
-            return Auction(price, paired, imbalance, regulatory)
-        day = k if s >= REGULAR_CLOSE_S else k - 1
-        close = float(self._tape(symbol, day).prices[REGULAR_CLOSE_S])
-        cross = int(base_volume * (0.03 + 0.02 * (mix(stable_key("tws-cross", symbol), day) % 100) / 100.0))
-        return Auction(to_tick(close, inc), cross // 100 * 100, 0, 0)
+        return closing_auction(
+            symbol, k, s, mid, inc, base_volume, lambda day: float(self._tape(symbol, day).prices[REGULAR_CLOSE_S])
+        )
 
     def _fx_quote(self, c: SimContract, t: datetime) -> Quote:
         mid = self.fx_price(c, t)
@@ -442,35 +394,4 @@ class QuoteEngine:
         """Option-market and range statistics of an underlying (or an option's underlying)."""
         symbol = c.market_symbol
         k, s = self.market.calendar.session_second(t)
-        return self._stats.get((symbol, k, s // 60), lambda: self._build_stats(symbol, t))
-
-    def _build_stats(self, symbol: str, t: datetime) -> UnderlyingStats:
-        spec = self.market.spec(symbol)
-        today = to_et(t).date()
-        daily = self.market.daily_bars(symbol, today - timedelta(days=372), today, as_of=t)
-        closes = np.asarray(daily["close"], dtype=np.float64)
-        hist = None
-        if closes.size > 22:
-            hist = float(np.std(np.diff(np.log(closes[-22:])), ddof=1) * math.sqrt(252.0))
-        iv30 = None
-        try:
-            if spec.kind != "vol_index":
-                iv30 = float(self.market.vol_surface(symbol, t).atm_vol(30.0 / 365.0))
-        except SimulationRequestError:
-            iv30 = None
-        ranges = []
-        for weeks in (13, 26, 52):
-            start = np.datetime64(today - timedelta(weeks=weeks), "D")
-            sel = daily["date"] >= start
-            lows, highs = daily["low"][sel], daily["high"][sel]
-            ranges.append((float(lows.min()), float(highs.max())) if lows.size else (0.0, 0.0))
-        volumes = np.asarray(daily["volume"][-90:], dtype=np.float64)
-        call_oi = put_oi = call_vol = put_vol = 0
-        family = "SPX" if spec.option_style == "spx" else symbol
-        if spec.option_style != "none":
-            chain = self.market.chain(family, t)
-            calls = chain.is_call
-            call_oi, put_oi = int(chain.open_interest[calls].sum()), int(chain.open_interest[~calls].sum())
-            call_vol, put_vol = int(chain.volume[calls].sum()), int(chain.volume[~calls].sum())
-        avg = float(volumes.mean()) if volumes.size else 0.0
-        return UnderlyingStats(iv30, hist, call_oi, put_oi, call_vol, put_vol, tuple(ranges), avg, avg * 0.5)
+        return self._stats.get((symbol, k, s // 60), lambda: underlying_stats(self.market, symbol, t))

@@ -30,6 +30,7 @@ from quanticity.simulation.tws.account import SimAccount
 from quanticity.simulation.tws.config import TwsSimConfig
 from quanticity.simulation.tws.faults import start_control_server
 from quanticity.simulation.tws.handlers_data import DATA_HANDLERS, ignore
+from quanticity.simulation.tws.handlers_options import OPTION_HANDLERS
 from quanticity.simulation.tws.handlers_trading import TRADING_HANDLERS
 from quanticity.simulation.tws.orders import Execution, SimOrder
 from quanticity.simulation.tws.session import Handler, Session
@@ -65,8 +66,9 @@ class TwsSimulator:
         self._connections: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._control: web.AppRunner | None = None
+        self.control_port: int | None = None
         self.feed = Feed(self.state, lambda: [s for s in self._sessions if s.client_id is not None])
-        self.handlers: dict[int, Handler] = {**DATA_HANDLERS, **TRADING_HANDLERS, 15: ignore}
+        self.handlers: dict[int, Handler] = {**DATA_HANDLERS, **TRADING_HANDLERS, **OPTION_HANDLERS, 15: ignore}
 
     @property
     def config(self) -> TwsSimConfig:
@@ -88,6 +90,7 @@ class TwsSimulator:
         self.spawn(self._warm_up())
         if control_port is not None:
             self._control = await start_control_server(self, control_port, self.spawn)
+            self.control_port = int(self._control.addresses[0][1])
         log.info("TWS simulator listening on %s:%d", self.host, self.port)
         return self.port
 

@@ -32,8 +32,9 @@ from quanticity.simulation.tws.protocol import (
     negotiate_version,
     split_payload,
 )
-from quanticity.simulation.tws.quotes import Quote, UnderlyingStats
+from quanticity.simulation.tws.quotes import Quote
 from quanticity.simulation.tws.state import SimState
+from quanticity.simulation.tws.underlying_stats import UnderlyingStats
 
 __all__ = ["CLIENT_ID_IN_USE", "BarSubscription", "Handler", "QuoteSubscription", "Session", "tws_time"]
 
@@ -73,7 +74,7 @@ _FARM_NOTICES = (
 )
 _MAX_BUFFER = 32 * 1024 * 1024  # a client this far behind is dropped, as TWS drops slow consumers
 # Unsupported requests that carry a request id, and where: the error then ends the client's wait.
-_REQ_ID_FIELD = {96: 1, 88: 1, 52: 2, 54: 2, 55: 2, 81: 1, 83: 1, 84: 1, 86: 1, 22: 1, 100: 1, 102: 1, 104: 1}
+_REQ_ID_FIELD = {96: 1, 88: 1, 52: 2, 81: 1, 83: 1, 84: 1, 86: 1, 22: 1, 100: 1, 102: 1, 104: 1}
 
 
 class Session:
@@ -113,6 +114,7 @@ class Session:
         self._recent: deque[float] = deque()
         self._paced_until = 0.0
         self._held: list[bytes] = []
+        self._account_sent: dict[tuple[object, ...], object] = {}
         self.closed = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -145,6 +147,26 @@ class Session:
         if held and not self.writer.is_closing():
             self.writer.write(b"".join(held))
 
+    def send_account(self, msgs: Iterable[Msg], force: bool = False) -> None:
+        """Send the account values and portfolio rows that changed since they were last sent.
+
+        Like TWS, an account subscription hears about what changed; ``force`` resends everything
+        (the reply to reqAccountUpdates). updateAccountTime follows any change.
+        """
+        out: list[Msg] = []
+        stamp: Msg | None = None
+        for msg in msgs:
+            if msg[0] == 8:
+                stamp = msg
+                continue
+            key, value = ((6, msg[2], msg[4]), msg[3]) if msg[0] == 6 else ((7, msg[2]), tuple(msg[13:19]))
+            if force or self._account_sent.get(key) != value:
+                self._account_sent[key] = value
+                out.append(msg)
+        if out and stamp is not None:
+            out.append(stamp)
+        self.send_many(out)
+
     def error(self, req_id: int, code: int, text: str) -> None:
         """Send an error message (4)."""
         self.send(m.error(req_id, code, text))
@@ -163,6 +185,7 @@ class Session:
         self.account_multi.clear()
         self.account_updates = False
         self.positions_stream = False
+        self._account_sent.clear()
 
     # ------------------------------------------------------------------ receiving
     async def _frame(self) -> list[str]:

@@ -14,9 +14,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Protocol, TypeVar
 
+from quanticity.simulation.calendar import REGULAR_CLOSE_S, SESSION_SECONDS, et_datetime
 from quanticity.simulation.market import SimulatedMarket
 from quanticity.simulation.tws import messages as m
 from quanticity.simulation.tws import order_messages as om
@@ -50,6 +51,8 @@ class Peer(Protocol):
     positions_stream: bool
 
     def send_many(self, msgs: Iterable[Msg]) -> None: ...
+
+    def send_account(self, msgs: Iterable[Msg], force: bool = False) -> None: ...
 
 
 def _exchange_of(contract: SimContract) -> str:
@@ -85,6 +88,13 @@ class SimState:
             "underlying": ThreadPoolExecutor(max_workers=1, thread_name_prefix="tws-sim-und"),
             "option": ThreadPoolExecutor(max_workers=1, thread_name_prefix="tws-sim-opt"),
         }
+
+    def session_close(self, t: datetime, outside_rth: bool) -> datetime:
+        """When a DAY order placed at ``t`` expires: 16:00 ET of its session (20:00 with ``outside_rth``)."""
+        k, s = self.market.calendar.session_second(t)
+        close_s = SESSION_SECONDS if outside_rth else REGULAR_CLOSE_S
+        day = self.market.calendar.day(k if s < close_s else k + 1)
+        return et_datetime(day, time(4)) + timedelta(seconds=close_s)
 
     def now(self) -> datetime:
         """The simulator clock."""
@@ -159,7 +169,7 @@ class SimState:
         ]
         for p in listeners:
             if p.account_updates:
-                p.send_many(updates)
+                p.send_account(updates)
             if p.positions_stream and positions:
                 p.send_many(positions)
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
 from quanticity.simulation.errors import MarketHorizonError, SimulationRequestError
 from quanticity.simulation.tws.contracts import SimContract
 from quanticity.simulation.tws.handlers_trading import pnl_message, pnl_values
-from quanticity.simulation.tws.quotes import Quote, UnderlyingStats
+from quanticity.simulation.tws.quotes import Quote
 from quanticity.simulation.tws.session import QuoteSubscription, Session
 from quanticity.simulation.tws.state import SimState
+from quanticity.simulation.tws.underlying_stats import UnderlyingStats
 
 __all__ = ["Feed"]
 
@@ -67,16 +68,14 @@ class Feed:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _loop(self, interval: float, step: Callable[[], object]) -> None:
+    async def _loop(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval - loop.time() % interval)
             if self.state.faults.data_paused:
                 continue
             try:
-                result = step()
-                if asyncio.iscoroutine(result):
-                    await result
+                await step()
             except Exception:  # one bad tick must not end the feed; the trace goes to the log
                 log.exception("feed step failed")
 
@@ -148,7 +147,9 @@ class Feed:
                 if msgs and session.bar_subs.get(sub.req_id) is sub:
                     session.send_many(msgs)
 
-    def _pnl(self) -> None:
+    async def _pnl(self) -> None:
+        """Every P&L interval: expire DAY orders whose session closed, then push P&L that changed."""
+        self.state.route(self.state.orders.expire(self.state.now()))
         for session in list(self.sessions()):
             for req_id, con_id in list(session.pnl_subs.items()):
                 values = pnl_values(session, con_id)
@@ -157,5 +158,5 @@ class Feed:
                     session.pnl_sent[req_id] = rounded
                     session.send(pnl_message(req_id, con_id, values))
 
-    def _account(self) -> None:
+    async def _account(self) -> None:
         self.state.push_account(None)
