@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from quanticity.data_ingestion.av_values import (
     MISSING_MARKERS,
@@ -30,7 +31,8 @@ from quanticity.data_ingestion.av_values import (
 from quanticity.data_ingestion.normalize_contract import NormalizeResult, RowFlag
 from quanticity.schemas.market import Right
 
-PRICES = ("bid", "ask", "last", "volume", "open_interest")
+# Prices, sizes and counts: withheld when unparseable or negative.
+PRICES = ("bid", "ask", "last", "volume", "open_interest", "mark", "bid_size", "ask_size")
 GREEKS = ("implied_volatility", "delta", "gamma", "theta", "vega", "rho")
 TEXT = ("contractID", "symbol", "expiration", "type", "date")
 NUMBERS = ("strike", *PRICES, *GREEKS)
@@ -52,20 +54,24 @@ class ChainGroup:
     """The kept rows of one (symbol, expiry), in strike order, ready to become a snapshot.
 
     Attributes:
-        columns: snapshot field → values (``strike``, ``right``, prices, greeks in our units).
+        columns: snapshot field → values (``strike``, ``right``, ``contract_id``, prices,
+            greeks in our units; ``None`` = absent).
         row_ids: the payload row of each value.
         newest_day: the latest snapshot date among the rows, if any row had one.
         partial: some row of this group was rejected.
         junk: some kept row had its greeks nulled.
+        stale_rows: positions (within the group) of rows dated before ``newest_day``:
+            their quotes are from an earlier session than the rest of the snapshot.
     """
 
     symbol: str
     expiry: date
-    columns: dict[str, list[object]]
+    columns: dict[str, list[Any]]
     row_ids: list[int]
     newest_day: date | None
     partial: bool
     junk: bool
+    stale_rows: list[int]
 
 
 class ChainRows:
@@ -235,22 +241,26 @@ def group_rows_python(
                 repeats += 1
             else:
                 kept.append(pos)
-        columns_out: dict[str, list[object]] = {
+        contract_ids = chain.text["contractID"]
+        columns_out: dict[str, list[Any]] = {
             "strike": [chain.strikes[p] for p in kept],
             "right": [chain.rights[p] for p in kept],
+            "contract_id": [cell if isinstance(cell := contract_ids[p], str) else None for p in kept],
         }
         columns_out |= {name: [chain.prices[name][p] for p in kept] for name in PRICES}
         columns_out |= {name: [column[p] for p in kept] for name, column in greeks.items()}
-        days = [day for day in (chain.days[p] for p in kept) if day is not None]
+        days = [chain.days[p] for p in kept]
+        newest = max((day for day in days if day is not None), default=None)
         out.append(
             ChainGroup(
                 symbol=symbol,
                 expiry=expiry,
                 columns=columns_out,
                 row_ids=[row_ids[p] for p in kept],
-                newest_day=max(days) if days else None,
+                newest_day=newest,
                 partial=bool(repeats) or (symbol, expiry) in damaged,
                 junk=not all(chain.greeks_ok[p] for p in kept),
+                stale_rows=[i for i, day in enumerate(days) if day is not None and newest is not None and day < newest],
             )
         )
     return out

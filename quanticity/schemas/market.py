@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -52,14 +53,20 @@ _CHAIN_COLUMNS = (
     "vega",
     "rho",
 )
+#: Columns a source may not send at all: empty, or one entry per row.
+_OPTIONAL_COLUMNS = ("contract_id", "mark", "bid_size", "ask_size", "row_flags")
+_REQUIRED_COLUMNS = ("strike", "right", *_CHAIN_COLUMNS)
+_COLUMN_NAMES = frozenset((*_REQUIRED_COLUMNS, *_OPTIONAL_COLUMNS))
 
 
 class OptionChainSnapshot(SymbolRecord):
     """One underlying + expiry of an option chain, in columnar form (one row per contract).
 
     Columns are parallel lists of equal length; ``None`` marks a value the source did not
-    provide. One message per underlying and expiry keeps a 10k-contract chain to a few
-    messages rather than 10k (ARCHITECTURE.md §6).
+    provide. ``contract_id``, ``mark``, ``bid_size``, ``ask_size`` and ``row_flags`` may
+    also be empty as a whole: the source does not send that column (``row_flags``: no row
+    is flagged). One message per underlying and expiry keeps a 10k-contract chain to a
+    few messages rather than 10k (ARCHITECTURE.md §6).
     """
 
     type: Literal["option_chain"] = "option_chain"
@@ -67,9 +74,13 @@ class OptionChainSnapshot(SymbolRecord):
     underlying_price: float | None = Field(default=None, ge=0)
     strike: list[float]
     right: list[Right]
+    contract_id: list[str | None] = Field(default_factory=list, description="the source's contract id per row")
     bid: list[float | None]
     ask: list[float | None]
     last: list[float | None]
+    mark: list[float | None] = Field(default_factory=list, description="the source's own mark per row")
+    bid_size: list[float | None] = Field(default_factory=list)
+    ask_size: list[float | None] = Field(default_factory=list)
     volume: list[float | None]
     open_interest: list[float | None]
     implied_vol: list[float | None]
@@ -81,17 +92,54 @@ class OptionChainSnapshot(SymbolRecord):
     flags: list[str] = Field(
         default_factory=list, description="data-quality flags for the whole snapshot (stale, partial…)"
     )
+    row_flags: list[list[str]] = Field(
+        default_factory=list,
+        description="per row, what the normalizer withheld or doubts (junk_greeks:…, bad_bid, stale…)",
+    )
 
     @model_validator(mode="after")
     def _check_columns(self) -> OptionChainSnapshot:
-        rows = len(self.strike)
-        if len(self.right) != rows:
-            raise ValueError(f"column right has {len(self.right)} rows, strike has {rows}")
-        for name in _CHAIN_COLUMNS:
-            n = len(getattr(self, name))
-            if n != rows:
-                raise ValueError(f"column {name} has {n} rows, strike has {rows}")
+        _check_lengths(self.__dict__)
         return self
+
+    def flags_of(self, row: int) -> list[str]:
+        """The flags of one row (none when the snapshot flags no row)."""
+        return self.row_flags[row] if self.row_flags else []
+
+    @classmethod
+    def from_typed_columns(cls, columns: Mapping[str, list[Any]], **fields: Any) -> OptionChainSnapshot:
+        """A snapshot from columns whose cell types the caller guarantees; only their shape is checked.
+
+        The normalizer builds its columns from parsed floats and Arrow float64/string arrays,
+        so validating them cell by cell (~3 ms on a 10k-contract chain) would only re-check
+        types it made itself. The envelope and every other field are validated as usual,
+        the columns' names and lengths too. Its tests check that such snapshots validate
+        unchanged through the model.
+
+        Raises:
+            pydantic.ValidationError: a field other than the columns is invalid.
+            ValueError: an unknown column, or columns of unequal length.
+        """
+        unknown = set(columns) - _COLUMN_NAMES
+        if unknown:
+            raise ValueError(f"not chain columns: {sorted(unknown)}")
+        shell = cls.model_validate({**fields, **dict.fromkeys(_REQUIRED_COLUMNS, [])})
+        _check_lengths({**shell.__dict__, **columns})
+        return shell.model_copy(update=columns)
+
+
+def _check_lengths(values: Mapping[str, Any]) -> None:
+    rows = len(values["strike"])
+    if len(values["right"]) != rows:
+        raise ValueError(f"column right has {len(values['right'])} rows, strike has {rows}")
+    for name in _CHAIN_COLUMNS:
+        n = len(values[name])
+        if n != rows:
+            raise ValueError(f"column {name} has {n} rows, strike has {rows}")
+    for name in _OPTIONAL_COLUMNS:
+        n = len(values[name])
+        if n not in (0, rows):
+            raise ValueError(f"column {name} has {n} rows, strike has {rows} (and it is not empty)")
 
 
 class Tick(SymbolRecord):

@@ -3,20 +3,47 @@ full-chain JSON document per underlying+expiry.
 
 Keys (ARCHITECTURE.md §3): ``options:{symbol}:{expiry}:{strike}:{right}:{field}`` for the
 series (labels ``family=options symbol expiry strike right field source``), and
-``chains:{symbol}:{expiry}`` for the latest snapshot document (RedisJSON), which holds every
-column the source sent (bid/ask/sizes/volume/OI/greeks) so nothing is lost between the
-topic and the hot store without paying for a series per column per contract.
+``chains:{symbol}:{expiry}`` for the latest snapshot document, which holds every column the
+record carries (contract ids, bid/ask/mark, sizes, volume, OI, greeks, row flags) so
+nothing is lost between the topic and the hot store without paying for a series per column
+per contract. The document is the record's own JSON, stored as a plain string value (``SET``,
+read with ``GET``; ``latest`` gives it back as an ``OptionChainSnapshot``) rather than as
+RedisJSON: RedisJSON spends ~13 ms of server time parsing a full SPY chain's documents
+on every poll, and does not give every double back exactly (0.20400000000000001 comes back
+as 0.204), while a string is stored and returned byte for byte.
+
+The write path is built for the 12-second full-chain cadence (docs/benchmarks.md): the keys
+of a chain's contracts are RESP-encoded once per chain shape and reused while its strikes
+stay the same, the samples of a snapshot share one timestamp and are encoded in one
+vectorised pass, and every command leaves as soon as it is encoded over one connection
+(``TimeSeriesWriter.session``), so Redis executes one snapshot's ``TS.MADD`` while the
+next is encoded; the replies are read raw at the end.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from quanticity.schemas import OptionChainSnapshot
-from quanticity.storage.redis_timeseries import PRICE_LADDER, MaddResult, SeriesSpec, TimeSeriesWriter
+from quanticity.storage.redis_timeseries import (
+    PRICE_LADDER,
+    MaddResult,
+    SampleBatch,
+    SeriesKeys,
+    SeriesSpec,
+    TimeSeriesWriter,
+)
+from quanticity.storage.resp import encode_command
 
 OPTION_FIELDS = ("mark", "iv")
 #: Per-contract series are kept for expirations up to this far out (the 0DTE…45 DTE strategies
@@ -27,6 +54,11 @@ DEFAULT_SERIES_MAX_DTE = 60
 _OPTION_CHUNK_BYTES = 256
 _RETENTION_MS = {"ibkr": 48 * 3_600_000}
 _DEFAULT_RETENTION_MS = 7 * 24 * 3_600_000
+# The document is what pydantic's JSON mode gives for the record (UTC as "Z"), made by orjson
+# straight from the field values: about half the cost of model_dump(mode="json") + dumps.
+_DOCUMENT_OPTIONS = orjson.OPT_UTC_Z
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def strike_text(strike: float) -> str:
@@ -51,8 +83,13 @@ def _mark(bid: float | None, ask: float | None, last: float | None) -> float | N
 
 
 def chain_samples(snapshot: OptionChainSnapshot) -> list[tuple[str, int, float]]:
-    """The ``mark`` and ``iv`` samples of every contract (absent values skipped)."""
-    ts = int(snapshot.event_time.timestamp() * 1000)
+    """The ``mark`` and ``iv`` samples of every contract (absent values skipped).
+
+    The mark is the mid when both sides are quoted (``ask >= bid > 0``), else the last
+    trade. This is the reference definition; ``OptionChainStore`` computes the same values
+    column-wise (``mark_column``).
+    """
+    ts = event_ms(snapshot)
     expiry = snapshot.expiry.isoformat()
     samples: list[tuple[str, int, float]] = []
     for i, strike in enumerate(snapshot.strike):
@@ -64,6 +101,29 @@ def chain_samples(snapshot: OptionChainSnapshot) -> list[tuple[str, int, float]]
         if iv is not None:
             samples.append((option_key(snapshot.symbol, expiry, strike, right, "iv"), ts, iv))
     return samples
+
+
+def mark_column(snapshot: OptionChainSnapshot) -> NDArray[np.float64]:
+    """``chain_samples``' mark of every row as one array (NaN where there is none)."""
+    bid, ask, last = (_floats(column) for column in (snapshot.bid, snapshot.ask, snapshot.last))
+    with np.errstate(invalid="ignore"):  # NaN comparisons are simply false
+        quoted = (ask >= bid) & (bid > 0)
+    return np.where(quoted, (bid + ask) / 2.0, last)
+
+
+def _sample_count(snapshot: OptionChainSnapshot) -> int:
+    """How many samples ``chain_samples`` gives for the snapshot, without making them."""
+    marks = int(np.count_nonzero(~np.isnan(mark_column(snapshot))))
+    return marks + len(snapshot.implied_vol) - snapshot.implied_vol.count(None)
+
+
+def _floats(column: Sequence[float | None]) -> NDArray[np.float64]:
+    return np.array(column, dtype=np.float64)  # None → NaN
+
+
+def event_ms(snapshot: OptionChainSnapshot) -> int:
+    """The snapshot's event time in whole epoch milliseconds (exact: no float rounding)."""
+    return (snapshot.event_time - _EPOCH) // _MILLISECOND
 
 
 def chain_series(snapshot: OptionChainSnapshot) -> list[SeriesSpec]:
@@ -83,7 +143,13 @@ def chain_series(snapshot: OptionChainSnapshot) -> list[SeriesSpec]:
                 "source": snapshot.source,
             }
             specs.append(
-                SeriesSpec(option_key(snapshot.symbol, expiry, strike, right, field), labels, retention, PRICE_LADDER)
+                SeriesSpec(
+                    option_key(snapshot.symbol, expiry, strike, right, field),
+                    labels,
+                    retention,
+                    PRICE_LADDER,
+                    _OPTION_CHUNK_BYTES,
+                )
             )
     return specs
 
@@ -93,42 +159,132 @@ def days_to_expiry(snapshot: OptionChainSnapshot) -> int:
     return (snapshot.expiry - snapshot.event_time.date()).days
 
 
+def chain_document(snapshot: OptionChainSnapshot) -> bytes:
+    """The ``chains:*`` document of a snapshot: the record as JSON (``model_dump(mode="json")``'s content)."""
+    return _with_ingest_time(_content(snapshot), snapshot)
+
+
+def _content(snapshot: OptionChainSnapshot) -> bytes:
+    """The document without ``ingest_time``: what a later poll compares to see whether anything changed."""
+    fields = dict(snapshot)
+    del fields["ingest_time"]
+    return orjson.dumps(fields, option=_DOCUMENT_OPTIONS)
+
+
+def _with_ingest_time(content: bytes, snapshot: OptionChainSnapshot) -> bytes:
+    return b'{"ingest_time":' + orjson.dumps(snapshot.ingest_time, option=_DOCUMENT_OPTIONS) + b"," + content[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The series keys of one chain shape (its strikes and rights, in order)."""
+
+    strike: list[float]
+    right: list[str]
+    mark: SeriesKeys
+    iv: SeriesKeys
+
+    def fits(self, snapshot: OptionChainSnapshot) -> bool:
+        return self.strike == snapshot.strike and self.right == snapshot.right
+
+
 class OptionChainStore:
     """Stores option chain snapshots through a ``TimeSeriesWriter``.
+
+    A snapshot whose content (every field but ``ingest_time``) equals the one this store
+    wrote for the same chain less than ``unchanged_rewrite_s`` ago is not written again:
+    its samples would land on the same timestamps with the same values (a no-op under
+    ``DUPLICATE_POLICY LAST``), and its document would only get a newer ``ingest_time``.
+    That is every poll after the close (the event time stays the session's close) until
+    the next session. The document then keeps the ingest time of its first write; a
+    rewrite at least every ``unchanged_rewrite_s`` restores anything Redis lost meanwhile.
 
     Args:
         writer: the TimeSeries writer.
         series_max_dte: per-contract series only up to this many days to expiry.
+        unchanged_rewrite_s: how long an unchanged snapshot may go without being rewritten.
     """
 
-    def __init__(self, writer: TimeSeriesWriter, series_max_dte: int = DEFAULT_SERIES_MAX_DTE) -> None:
+    def __init__(
+        self, writer: TimeSeriesWriter, series_max_dte: int = DEFAULT_SERIES_MAX_DTE, unchanged_rewrite_s: float = 60.0
+    ) -> None:
         self.writer = writer
         self.series_max_dte = series_max_dte
+        self.unchanged_rewrite_s = unchanged_rewrite_s
+        self._layouts: dict[tuple[str, date, str], _Layout] = {}
+        self._stored: dict[str, tuple[bytes, float]] = {}  # document key → (content digest, monotonic time written)
 
     async def store(self, snapshots: Sequence[OptionChainSnapshot]) -> MaddResult:
-        """One ``TS.MADD`` for the near expirations' samples, then one ``JSON.SET`` per snapshot.
+        """Per snapshot, a ``TS.MADD`` of its samples (up to ``series_max_dte``) and a ``SET`` of its
+        document, all over one connection and read back together.
+
+        Each command leaves as soon as it is encoded, so Redis works on one snapshot while
+        the next is being encoded.
 
         Raises:
-            redis.exceptions.RedisError: Redis is unreachable; nothing is acknowledged.
+            redis.exceptions.RedisError: Redis is unreachable or refused a command; nothing is acknowledged.
         """
-        samples: list[tuple[str, int, float]] = []
-        for snapshot in snapshots:
-            if days_to_expiry(snapshot) > self.series_max_dte:
-                continue
-            own = chain_samples(snapshot)
-            # Building 20k series specs per snapshot costs more than the write: only for new contracts.
-            if self.writer.unknown(key for key, _, _ in own):
-                await self.writer.ensure_series(chain_series(snapshot))
-            samples.extend(own)
-        result = await self.writer.madd(samples, family="options")
-        async with self.writer.redis.pipeline(transaction=False) as pipe:
+        now = time.monotonic()
+        written: dict[str, bytes] = {}
+        unchanged = 0
+        async with self.writer.session("options") as session:
             for snapshot in snapshots:
-                document = orjson.dumps(snapshot.model_dump(mode="json"))
-                pipe.execute_command(
-                    "JSON.SET",
-                    self.writer.full_key(chain_key(snapshot.symbol, snapshot.expiry.isoformat())),
-                    "$",
-                    document,
-                )
-            await pipe.execute()
-        return result
+                key = self.writer.full_key(chain_key(snapshot.symbol, snapshot.expiry.isoformat()))
+                content = _content(snapshot)
+                digest = hashlib.blake2b(content, digest_size=16).digest()
+                near = days_to_expiry(snapshot) <= self.series_max_dte
+                previous = self._stored.get(key)
+                if previous is not None and previous[0] == digest and now - previous[1] < self.unchanged_rewrite_s:
+                    unchanged += _sample_count(snapshot) if near else 0
+                    continue
+                if near:
+                    layout = await self._layout(snapshot)
+                    ts = event_ms(snapshot)
+                    batch = SampleBatch(self.writer.key_prefix)
+                    batch.add_shared_ts(layout.mark, ts, mark_column(snapshot))
+                    batch.add_shared_ts(layout.iv, ts, _floats(snapshot.implied_vol))
+                    await session.madd(batch)
+                await session.send(encode_command(b"SET", key.encode(), _with_ingest_time(content, snapshot)))
+                written[key] = digest
+            result = await session.finish()
+        self._stored.update((key, (digest, now)) for key, digest in written.items())
+        return replace(result, unchanged=unchanged)
+
+    async def _layout(self, snapshot: OptionChainSnapshot) -> _Layout:
+        """The keys of the snapshot's contracts; creates the series the writer has not seen."""
+        cache_key = (snapshot.symbol, snapshot.expiry, snapshot.source)
+        layout = self._layouts.get(cache_key)
+        if layout is not None and layout.fits(snapshot):
+            return layout
+        expiry = snapshot.expiry.isoformat()
+        names = {
+            field: [
+                option_key(snapshot.symbol, expiry, strike, right, field)
+                for strike, right in zip(snapshot.strike, snapshot.right, strict=True)
+            ]
+            for field in OPTION_FIELDS
+        }
+        # Building 20k series specs per snapshot costs more than the write: only for new contracts.
+        if self.writer.unknown(key for keys in names.values() for key in keys):
+            await self.writer.ensure_series(chain_series(snapshot))
+        prefix = self.writer.key_prefix
+        layout = _Layout(
+            list(snapshot.strike),
+            list(snapshot.right),
+            SeriesKeys(names["mark"], prefix),
+            SeriesKeys(names["iv"], prefix),
+        )
+        self._layouts[cache_key] = layout
+        return layout
+
+    async def latest(self, symbol: str, expiry: date) -> OptionChainSnapshot | None:
+        """The latest stored snapshot of ``symbol`` and ``expiry`` (``None`` if none was stored).
+
+        Raises:
+            redis.exceptions.RedisError: Redis is unreachable.
+            pydantic.ValidationError: the document is not a valid snapshot.
+        """
+        raw: Any = await self.writer.redis.get(self.writer.full_key(chain_key(symbol, expiry.isoformat())))
+        if raw is None:
+            return None
+        return OptionChainSnapshot.model_validate_json(raw)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quanticity.schemas import UnderlyingQuote
-from quanticity.storage.redis_timeseries import PRICE_LADDER, MaddResult, SeriesSpec, TimeSeriesWriter
+from quanticity.storage.redis_timeseries import PRICE_LADDER, MaddResult, SeriesSpec, TimeSeriesWriter, epoch_ms
 
 QUOTE_FIELDS = ("bid", "ask", "last", "mid", "bid_size", "ask_size", "volume")
 _RETENTION_MS = {"ibkr": 48 * 3_600_000}  # IBKR: 48 h full resolution; everything else 7 days
@@ -29,7 +29,7 @@ def meta_key(symbol: str) -> str:
 
 def quote_samples(quote: UnderlyingQuote) -> list[tuple[str, int, float]]:
     """The ``(key, timestamp_ms, value)`` samples of a quote; absent fields are skipped."""
-    ts = int(quote.event_time.timestamp() * 1000)
+    ts = epoch_ms(quote.event_time)
     values = {
         "bid": quote.bid,
         "ask": quote.ask,

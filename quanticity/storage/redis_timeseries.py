@@ -6,18 +6,37 @@ samples instead of failing or duplicating them (at-least-once delivery, idempote
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import importlib
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import numpy as np
 import structlog
+from numpy.typing import NDArray
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from quanticity.observability.metrics import Metrics
-from quanticity.storage.resp import encode_madd
+from quanticity.storage.resp import (
+    RawReply,
+    ReplyReader,
+    RespProtocolError,
+    bulk_keys,
+    encode_command,
+    encode_samples,
+    encode_shared_ts,
+    madd_header,
+)
+
+pa: Any = importlib.import_module("pyarrow")
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +77,7 @@ class MaddResult:
 
     written: int
     rejected: list[tuple[str, str]]  # (key, error) per sample the server refused
+    unchanged: int = 0  # samples not sent again: the same values at the same timestamps were just stored
 
 
 class TimeSeriesWriter:
@@ -85,50 +105,47 @@ class TimeSeriesWriter:
     async def ensure_series(self, specs: Sequence[SeriesSpec]) -> None:
         """Create the series that this writer has not created yet (idempotent).
 
+        The commands are RESP-encoded here and sent over one connection (``WriteSession``):
+        a new full chain is ~10k series, i.e. ~50k ``TS.CREATE``/``TS.CREATERULE`` commands,
+        which cost seconds through redis-py's per-argument encoding and reply parsing.
+
         Raises:
             RedisError: Redis is unreachable or refused a creation for another reason.
         """
         todo = [s for s in specs if s.key not in self._created]
         if not todo:
             return
-        commands: list[tuple[SeriesSpec, list[str | int]]] = []
-        for spec in todo:
-            chunk: list[str | int] = ["CHUNK_SIZE", spec.chunk_size] if spec.chunk_size else []
-            commands.append((spec, ["TS.CREATE", *self._create_args(spec.key, spec.retention_ms, spec.labels), *chunk]))
-            for c in spec.compactions:
-                dest = f"{spec.key}:{c.suffix}"
-                labels = {**spec.labels, "resolution": c.suffix}
-                commands.append((spec, ["TS.CREATE", *self._create_args(dest, c.retention_ms, labels)]))
-                commands.append(
-                    (
-                        spec,
-                        [
+        started = time.perf_counter()
+        async with self.session(None, operation="ts_create") as session:
+            for spec in todo:
+                # CHUNK_SIZE before LABELS: everything after LABELS is read as label pairs.
+                chunk: list[str | int] = ["CHUNK_SIZE", spec.chunk_size] if spec.chunk_size else []
+                commands = [_command("TS.CREATE", *self._create_args(spec.key, spec.retention_ms, spec.labels, chunk))]
+                for c in spec.compactions:
+                    dest = f"{spec.key}:{c.suffix}"
+                    labels = {**spec.labels, "resolution": c.suffix}
+                    commands.append(_command("TS.CREATE", *self._create_args(dest, c.retention_ms, labels)))
+                    commands.append(
+                        _command(
                             "TS.CREATERULE",
                             self.full_key(spec.key),
                             self.full_key(dest),
                             "AGGREGATION",
                             c.aggregation,
                             c.bucket_ms,
-                        ],
+                        )
                     )
-                )
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for _, command in commands:
-                pipe.execute_command(*command)
-            started = time.perf_counter()
-            results = await pipe.execute(raise_on_error=False)
-            self.metrics.redis_command_latency.labels(operation="ts_create").observe(time.perf_counter() - started)
-        for (_, command), result in zip(commands, results, strict=True):
-            # Another writer (or an earlier run) got there first: the series/rule exists, as wanted.
-            if isinstance(result, ResponseError) and not any(
-                text in str(result) for text in ("already exists", "already has a")
-            ):
-                self.metrics.redis_errors.labels(operation=str(command[0]).lower().replace(".", "_")).inc()
-                raise result
+                # Another writer (or an earlier run) got there first: the series/rule exists, as wanted.
+                await session.send(b"".join(commands), replies=len(commands), tolerate=_EXISTS)
+            await session.finish()
+        self.metrics.redis_command_latency.labels(operation="ts_create").observe(time.perf_counter() - started)
         self._created.update(spec.key for spec in todo)
 
-    def _create_args(self, key: str, retention_ms: int, labels: Mapping[str, str]) -> list[str | int]:
-        args: list[str | int] = [self.full_key(key), "RETENTION", retention_ms, "DUPLICATE_POLICY", "LAST", "LABELS"]
+    def _create_args(
+        self, key: str, retention_ms: int, labels: Mapping[str, str], options: Sequence[str | int] = ()
+    ) -> list[str | int]:
+        args: list[str | int] = [self.full_key(key), "RETENTION", retention_ms, "DUPLICATE_POLICY", "LAST", *options]
+        args.append("LABELS")
         for name, value in labels.items():
             args += [name, value]
         return args
@@ -142,44 +159,287 @@ class TimeSeriesWriter:
         Raises:
             RedisError: the command could not be delivered (connection lost…).
         """
-        rejected: list[tuple[str, str]] = []
+        batch = SampleBatch(self.key_prefix)
+        batch.add(samples)
+        return await self.write(batch, family)
+
+    async def write(self, batch: SampleBatch, family: str, extra: Iterable[bytes] = ()) -> MaddResult:
+        """Send the batch's ``TS.MADD``, then ``extra`` pre-encoded commands, in one round trip.
+
+        ``extra`` may be a generator: each command is sent as soon as it is made, so the
+        server works on the samples while the rest is being encoded.
+
+        Raises:
+            ResponseError: the server refused the ``TS.MADD`` as a whole, or one of ``extra``.
+            RedisError: the commands could not be delivered or the reply was unreadable;
+                the connection is dropped.
+        """
+        async with self.session(family) as session:
+            await session.madd(batch)
+            for command in extra:
+                await session.send(command)
+            return await session.finish()
+
+    def session(self, family: str | None, operation: str = "write") -> WriteSession:
+        """A one-connection pipeline whose commands leave as soon as they are added (``WriteSession``)."""
+        return WriteSession(self, family, operation)
+
+
+class WriteSession:
+    """Commands sent as they are made over one pooled connection; all replies read at the end.
+
+    Use as ``async with writer.session(family) as s: await s.madd(batch); await s.send(cmd);
+    result = await s.finish()``. Each command is pushed to the socket before the caller
+    goes on, so Redis executes it while the caller encodes the next one: on two cores the
+    server's ``TS.MADD`` time overlaps our encoding. Replies are read raw
+    (``resp.ReplyReader``): without hiredis, redis-py's parser spends ~3 µs per element of a
+    10k-element ``TS.MADD`` reply. Leaving the block early (an error, a cancellation)
+    drops the connection, whose stream is then out of step.
+
+    Args:
+        writer: the writer (its Redis pool, metrics, prefix).
+        family: the ``timeseries_samples_written_total`` label (``None``: no samples are sent).
+        operation: the ``redis_errors_total`` label of failed commands.
+    """
+
+    def __init__(self, writer: TimeSeriesWriter, family: str | None, operation: str = "write") -> None:
+        self.writer = writer
+        self.family = family
+        self.operation = operation
+        self._conn: Any = None
+        self._expected: list[SampleBatch | _Expect] = []  # per command sent: its batch, or what its reply may be
+        self._unsent: list[SampleBatch] = []
+        self._started = 0.0
+        self._finished = False
+
+    async def __aenter__(self) -> WriteSession:
+        pool = self.writer.redis.connection_pool
+        self._conn = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        self._started = time.perf_counter()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        conn, self._conn = self._conn, None
+        if kind is not None or not self._finished:
+            await conn.disconnect()
+        await self.writer.redis.connection_pool.release(conn)
+
+    async def madd(self, batch: SampleBatch) -> None:
+        """Send the batch's ``TS.MADD`` (nothing when it holds no sample; its rejections still count)."""
+        if batch.count:
+            await self._send(batch.command(), [batch])
+        else:
+            self._unsent.append(batch)  # nothing to send, but its rejections belong to the result
+
+    async def send(self, command: bytes, *, replies: int = 1, tolerate: Sequence[str] = ()) -> None:
+        """Send pre-encoded commands (``resp.encode_command``): ``replies`` of them, none of which may fail.
+
+        Args:
+            command: the RESP bytes of one or more commands.
+            replies: how many commands (replies) ``command`` holds.
+            tolerate: an error reply containing one of these texts is not a failure.
+        """
+        await self._send(command, [_Expect(tolerate)] * replies)
+
+    async def _send(self, command: bytes, expected: Sequence[SampleBatch | _Expect]) -> None:
+        conn = self._conn
+        try:
+            await conn.send_packed_command(command, check_health=False)
+            await _flushed(conn)
+        except OSError as exc:
+            self.writer.metrics.redis_errors.labels(operation=self.operation).inc()
+            raise RedisConnectionError(f"sending to Redis failed: {exc}") from exc
+        self._expected.extend(expected)
+
+    async def finish(self) -> MaddResult:
+        """Read every reply; the samples written and rejected.
+
+        Raises:
+            ResponseError: a ``TS.MADD`` was refused as a whole, or another command failed.
+            RedisError: no reply in time, or an unreadable one.
+        """
+        metrics = self.writer.metrics
+        replies = await self._read(len(self._expected))
+        self._finished = True
+        if self.family is not None:
+            metrics.redis_command_latency.labels(operation="ts_madd").observe(time.perf_counter() - self._started)
+        rejected = [refusal for batch in self._unsent for refusal in batch.rejected]
+        written = 0
+        failed: list[str] = []
+        for expected, reply in zip(self._expected, replies, strict=True):
+            if isinstance(expected, _Expect):
+                if reply.is_error and not any(text in reply.text for text in expected.tolerate):
+                    failed.append(reply.text)
+                continue
+            rejected += expected.rejected
+            if reply.is_error or reply.kind != b"*" or reply.count != expected.count:
+                metrics.redis_errors.labels(operation="ts_madd").inc()
+                raise ResponseError(reply.text if reply.is_error else f"TS.MADD: unexpected reply {reply.kind!r}")
+            errors = [(expected.key_of(index), error) for index, error in reply.errors]
+            rejected += errors
+            written += expected.count - len(errors)
+        if failed:
+            metrics.redis_errors.labels(operation=self.operation).inc(len(failed))
+            raise ResponseError(failed[0])
+        if rejected:
+            metrics.redis_errors.labels(operation="ts_madd_sample").inc(len(rejected))
+            log.warning("timeseries_samples_rejected", count=len(rejected), first=rejected[0])
+        if self.family is not None:
+            metrics.timeseries_samples_written.labels(family=self.family).inc(written)
+        return MaddResult(written, rejected)
+
+    async def _read(self, count: int) -> list[RawReply]:
+        conn = self._conn
+        # redis-py has no public raw-read API; its own parser reads this same stream between replies.
+        stream = conn._reader
+        if stream is None:
+            raise RedisConnectionError("connection closed before the replies")
+        reader = ReplyReader(stream)
+        try:
+            async with asyncio.timeout(conn.socket_timeout):
+                replies = [await reader.read() for _ in range(count)]
+        except TimeoutError as exc:
+            self.writer.metrics.redis_errors.labels(operation=self.operation).inc()
+            raise RedisTimeoutError(f"no reply from Redis within {conn.socket_timeout} s") from exc
+        except (OSError, RespProtocolError) as exc:
+            self.writer.metrics.redis_errors.labels(operation=self.operation).inc()
+            raise RedisConnectionError(f"reading Redis replies failed: {exc}") from exc
+        if reader.pending:
+            raise RedisConnectionError(f"{reader.pending} bytes beyond the expected replies")
+        return replies
+
+
+@dataclass(frozen=True, slots=True)
+class _Expect:
+    """What the reply of a command other than a ``TS.MADD`` may be: any success, or a tolerated error."""
+
+    tolerate: Sequence[str] = ()
+
+
+_EXISTS = ("already exists", "already has a")
+
+
+def _command(*args: str | int) -> bytes:
+    return encode_command(*(arg.encode() if isinstance(arg, str) else b"%d" % arg for arg in args))
+
+
+async def _flushed(conn: Any) -> None:
+    """Wait until the bytes sent on ``conn`` have left the process (not just reached asyncio's buffer).
+
+    ``drain`` returns as soon as the buffer is below its high-water mark (64 KB), and the
+    rest would only move when the loop next runs, after our CPU work: the server could
+    not start the command. A high-water mark of zero makes ``drain`` wait for an empty buffer.
+    """
+    writer = conn._writer  # redis-py's StreamWriter for this connection (no public accessor)
+    if writer is None or writer.transport.get_write_buffer_size() == 0:
+        return
+    transport = writer.transport
+    high, low = transport.get_write_buffer_limits()
+    transport.set_write_buffer_limits(high=0, low=0)
+    try:
+        await writer.drain()
+    finally:
+        transport.set_write_buffer_limits(high=high, low=low)
+
+
+class SeriesKeys:
+    """The keys of a fixed list of series, RESP-encoded once for repeated shared-timestamp writes.
+
+    Args:
+        names: the keys without the writer's prefix (as ``MaddResult`` reports them).
+        key_prefix: the writer's prefix.
+    """
+
+    def __init__(self, names: Sequence[str], key_prefix: str = "") -> None:
+        self.names = list(names)
+        self.encoded = bulk_keys([(key_prefix + name).encode() for name in self.names])
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class SampleBatch:
+    """Samples for one ``TS.MADD``.
+
+    Samples that share a timestamp (``add_shared_ts``) are encoded together, in one
+    vectorised pass per timestamp, when the command is made.
+
+    Args:
+        key_prefix: the writer's prefix, prepended to the keys of ``add``.
+    """
+
+    def __init__(self, key_prefix: str = "") -> None:
+        self.key_prefix = key_prefix
+        self.count = 0
+        self.rejected: list[tuple[str, str]] = []
+        self._encoded: list[bytes] = []
+        self._shared: list[tuple[int, Any, NDArray[np.float64]]] = []  # (ts, bulk keys, values)
+        # Key names per added block: (its timestamp, None for ``add``; names; positions in names or None).
+        self._blocks: list[tuple[int | None, Sequence[str], Sequence[int] | None]] = []
+        self._sent_order: list[tuple[int, Sequence[str], Sequence[int] | None]] = []
+
+    def add(self, samples: Sequence[tuple[str, int, float]]) -> None:
+        """Samples with their own keys and timestamps; non-finite values are rejected."""
         batch: list[tuple[bytes, int, float]] = []
         keys: list[str] = []
         for key, ts, value in samples:
             if not math.isfinite(value):
-                rejected.append((key, "value is not finite"))
+                self.rejected.append((key, "value is not finite"))
                 continue
-            batch.append((self.full_key(key).encode(), ts, value))
+            batch.append(((self.key_prefix + key).encode(), ts, value))
             keys.append(key)
-        if not batch:
-            return MaddResult(0, rejected)
-        packed = encode_madd(batch)
-        started = time.perf_counter()
-        pool = self.redis.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-        try:
-            await conn.send_packed_command(packed, check_health=False)
-            reply = await conn.read_response(disable_decoding=True)
-        except (RedisError, OSError) as exc:
-            await conn.disconnect()
-            self.metrics.redis_errors.labels(operation="ts_madd").inc()
-            if isinstance(exc, RedisError):
-                raise
-            raise RedisConnectionError(f"TS.MADD failed: {exc}") from exc
-        finally:
-            await pool.release(conn)
-        self.metrics.redis_command_latency.labels(operation="ts_madd").observe(time.perf_counter() - started)
-        if isinstance(reply, ResponseError):
-            self.metrics.redis_errors.labels(operation="ts_madd").inc()
-            raise reply
-        written = 0
-        for key, item in zip(keys, reply, strict=True):
-            if isinstance(item, ResponseError):
-                rejected.append((key, str(item)))
-            else:
-                written += 1
-        if rejected:
-            self.metrics.redis_errors.labels(operation="ts_madd_sample").inc(len(rejected))
-            log.warning("timeseries_samples_rejected", count=len(rejected), first=rejected[0])
-        self.metrics.timeseries_samples_written.labels(family=family).inc(written)
-        return MaddResult(written, rejected)
+        if batch:
+            self._encoded.append(encode_samples(batch))
+            self._blocks.append((None, keys, None))
+            self.count += len(batch)
+
+    def add_shared_ts(self, keys: SeriesKeys, ts: int, values: NDArray[np.float64]) -> None:
+        """One value per series of ``keys``, all at ``ts``; NaN = no value (nothing sent), ±inf rejected."""
+        if len(values) != len(keys):
+            raise ValueError(f"{len(values)} values for {len(keys)} series")
+        finite = np.isfinite(values)
+        if finite.all():
+            encoded, positions = keys.encoded, None
+        else:
+            for position in np.flatnonzero(~finite & ~np.isnan(values)).tolist():
+                self.rejected.append((keys.names[position], "value is not finite"))
+            index = np.flatnonzero(finite)
+            encoded, positions = keys.encoded.take(pa.array(index)), index.tolist()
+            values = values[index]
+        if len(values):
+            self._shared.append((ts, encoded, values))
+            self._blocks.append((ts, keys.names, positions))
+            self.count += len(values)
+
+    def command(self) -> bytes:
+        """The whole ``TS.MADD``: samples of ``add`` first, then those of ``add_shared_ts`` by timestamp."""
+        parts = list(self._encoded)
+        order = [block for block in self._blocks if block[0] is None]
+        for ts in dict.fromkeys(ts for ts, _, _ in self._shared):
+            same = [(keys, values) for t, keys, values in self._shared if t == ts]
+            keys = same[0][0] if len(same) == 1 else pa.concat_arrays([k for k, _ in same])
+            values = same[0][1] if len(same) == 1 else np.concatenate([v for _, v in same])
+            parts.append(encode_shared_ts(keys, ts, values))
+            order += [block for block in self._blocks if block[0] == ts]
+        self._sent_order = []
+        first = 0
+        for _, names, positions in order:
+            self._sent_order.append((first, names, positions))
+            first += len(names) if positions is None else len(positions)
+        return madd_header(self.count) + b"".join(parts)
+
+    def key_of(self, index: int) -> str:
+        """The key (without prefix) of the ``index``-th sample of ``command``'s ``TS.MADD``."""
+        starts = [first for first, _, _ in self._sent_order]
+        first, names, positions = self._sent_order[bisect.bisect_right(starts, index) - 1]
+        offset = index - first
+        return names[offset if positions is None else positions[offset]]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def epoch_ms(t: datetime) -> int:
+    """An aware instant in whole epoch milliseconds, exactly (``timestamp() * 1000`` can round wrong)."""
+    return (t - _EPOCH) // _MILLISECOND

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, time
 import orjson
 
 from quanticity.schemas import Bar, IndicatorSeries, MacroSeries, NewsItem
-from quanticity.storage.redis_timeseries import MaddResult, SeriesSpec, TimeSeriesWriter
+from quanticity.storage.redis_timeseries import MaddResult, SeriesSpec, TimeSeriesWriter, epoch_ms
 
 _WEEK_MS = 7 * 24 * 3_600_000
 _MACRO_RETENTION_MS = 0  # keep macro history: a few hundred points per series
@@ -36,7 +36,7 @@ def bar_samples(bars: Sequence[Bar]) -> tuple[list[SeriesSpec], list[tuple[str, 
     samples: list[tuple[str, int, float]] = []
     for bar in bars:
         interval = f"{bar.interval_s}s"
-        ts = int(bar.event_time.timestamp() * 1000)
+        ts = epoch_ms(bar.event_time)
         for field in _BAR_FIELDS:
             key = f"bars:{bar.symbol}:{interval}:{field}"
             specs.setdefault(
@@ -61,7 +61,7 @@ def indicator_samples(series: IndicatorSeries) -> tuple[list[SeriesSpec], list[t
     """Series and samples of one indicator reply (gaps skipped)."""
     specs = []
     samples: list[tuple[str, int, float]] = []
-    stamps = [int(t.timestamp() * 1000) for t in series.timestamps]
+    stamps = [epoch_ms(t) for t in series.timestamps]
     for value_key, column in series.values.items():
         key = f"indicators:{series.symbol}:{series.function}:{_slug(value_key)}"
         specs.append(

@@ -7,11 +7,14 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from quanticity.app.platform import Platform
+from quanticity.observability.metrics import Metrics
 from quanticity.schemas import (
     Bar,
     IndicatorSeries,
@@ -25,8 +28,12 @@ from quanticity.schemas import (
 from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings
 from quanticity.storage.ingestion_index import IngestionIndex
+from quanticity.storage.option_store import OptionChainStore, chain_samples
+from quanticity.storage.redis_timeseries import SampleBatch, TimeSeriesWriter
+from quanticity.storage.resp import encode_command
 from quanticity.topology.broker_profile import producer_options
 from quanticity.topology.registry import TopicRegistry
+from tests.conftest import Stack, unique
 
 pytestmark = pytest.mark.integration
 
@@ -132,17 +139,19 @@ async def test_every_record_family_lands_in_its_keys(
     redis = Redis.from_url(settings.redis.url or "")
     try:
         deadline = asyncio.get_running_loop().time() + 30
-        while not await redis.exists(f"{p}news:news-1"):
-            assert asyncio.get_running_loop().time() < deadline, "news document never written"
-            await asyncio.sleep(0.2)
+        # Each topic has its own agent: wait for the last write of each (a chain's document follows its samples).
+        for last in ("news:news-1", "chains:SPY:2026-12-18", "chains:SPY:2027-06-18"):
+            while not await redis.exists(f"{p}{last}"):
+                assert asyncio.get_running_loop().time() < deadline, f"{last} never written"
+                await asyncio.sleep(0.2)
         mark = await redis.execute_command("TS.RANGE", f"{p}options:SPY:2026-12-18:595:C:mark", "-", "+")
         assert [float(v) for _, v in mark] == [pytest.approx(7.2)]  # (bid + ask) / 2
         no_quote_mark = await redis.execute_command("TS.RANGE", f"{p}options:SPY:2026-12-18:612.5:C:mark", "-", "+")
         assert [float(v) for _, v in no_quote_mark] == [pytest.approx(0.9)]  # falls back to last
         no_iv = await redis.execute_command("TS.RANGE", f"{p}options:SPY:2026-12-18:612.5:C:iv", "-", "+")
         assert no_iv == []  # no IV from the source → no sample, never a made-up one
-        doc = await redis.execute_command("JSON.GET", f"{p}chains:SPY:2026-12-18", "$.strike")
-        assert b"612.5" in doc
+        doc = orjson.loads(await redis.get(f"{p}chains:SPY:2026-12-18"))
+        assert doc["strike"] == [595.0, 600.0, 612.5] and doc["implied_vol"] == [0.18, 0.19, None]
         # beyond 60 DTE: the chain document only, no per-contract series
         assert await redis.exists(f"{p}chains:SPY:2027-06-18")
         assert not await redis.exists(f"{p}options:SPY:2027-06-18:595:C:mark")
@@ -160,3 +169,127 @@ async def test_every_record_family_lands_in_its_keys(
     finally:
         await redis.aclose()
     assert platform.metrics.registry.get_sample_value("timeseries_samples_written_total", {"family": "options"}) == 5
+
+
+# --------------------------------------------------------------------------- the option store on its own
+def _chain(expiry: date, event_time: Any, rows: int = 40, **extra: Any) -> OptionChainSnapshot:
+    return OptionChainSnapshot(
+        symbol="SPY",
+        expiry=expiry,
+        record_id=f"c-{event_time.isoformat()}",
+        event_time=event_time,
+        ingest_time=event_time,
+        source="alphavantage",
+        run_id="t",
+        mode="sim",
+        strike=[500.0 + 2.5 * (i // 2) for i in range(rows)],
+        right=["C" if i % 2 == 0 else "P" for i in range(rows)],
+        contract_id=[f"SPY{expiry:%y%m%d}{'CP'[i % 2]}{i:08d}" for i in range(rows)],
+        bid=[1.0 + i for i in range(rows)],
+        ask=[1.2 + i for i in range(rows)],
+        last=[None] * rows,
+        mark=[1.1 + i for i in range(rows)],
+        bid_size=[10.0] * rows,
+        ask_size=[20.0] * rows,
+        volume=[5.0] * rows,
+        open_interest=[50.0] * rows,
+        implied_vol=[0.2 + i / 1000 if i % 7 else None for i in range(rows)],
+        delta=[0.5] * rows,
+        gamma=[0.01] * rows,
+        theta=[-3.0] * rows,
+        vega=[10.0] * rows,
+        rho=[1.0] * rows,
+        **extra,
+    )
+
+
+async def test_option_store_writes_series_and_documents_and_reads_them_back(stack: Stack) -> None:
+    """Two polls of two expirations: samples in series with compaction rules, documents read back whole."""
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique()
+    store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), prefix))
+    t0 = utc_now().replace(microsecond=0)
+    near, far = (t0 + timedelta(days=10)).date(), (t0 + timedelta(days=200)).date()
+    try:
+        first = await store.store([_chain(near, t0), _chain(far, t0)])
+        second_near = _chain(near, t0 + timedelta(seconds=12), row_flags=[["stale"]] + [[]] * 39)
+        second = await store.store([second_near, _chain(far, t0 + timedelta(seconds=12))])
+
+        per_poll = 40 + sum(1 for i in range(40) if i % 7)  # a mark per contract, an iv where there is one
+        assert (first.written, first.rejected, second.written, second.rejected) == (per_poll, [], per_poll, [])
+        key = f"{prefix}options:SPY:{near.isoformat()}:500:C:mark"
+        samples = await redis.execute_command("TS.RANGE", key, "-", "+")
+        assert [float(v) for _, v in samples] == [pytest.approx(1.1), pytest.approx(1.1)]
+        assert [int(t) for t, _ in samples] == [int(t0.timestamp() * 1000), int(t0.timestamp() * 1000) + 12_000]
+        info = await redis.execute_command("TS.INFO", key)  # redis-py turns the reply into a dict
+        assert sorted(dest.decode().rsplit(":", 1)[1] for dest in info[b"rules"]) == ["1m", "5m"]
+        assert info[b"chunkSize"] == 256 and b"CHUNK_SIZE" not in info[b"labels"]
+        assert not await redis.exists(f"{prefix}options:SPY:{far.isoformat()}:500:C:mark")  # > 60 DTE: document only
+        assert await store.latest("SPY", near) == second_near  # byte for byte: every double exactly
+        assert await store.latest("SPY", far) == _chain(far, t0 + timedelta(seconds=12))
+        assert await store.latest("SPY", date(2030, 1, 18)) is None
+        document = orjson.loads(await redis.get(f"{prefix}chains:SPY:{near.isoformat()}"))
+        assert document["row_flags"][0] == ["stale"] and document["contract_id"][0] == f"SPY{near:%y%m%d}C00000000"
+    finally:
+        await redis.aclose()
+
+
+async def test_option_store_reports_refused_samples_and_failed_commands(stack: Stack) -> None:
+    """A sample Redis refuses is reported by key; a refused command in the same write raises; the pool stays usable."""
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique()
+    writer = TimeSeriesWriter(redis, Metrics(), prefix)
+    store = OptionChainStore(writer)
+    t0 = utc_now().replace(microsecond=0)
+    expiry = (t0 + timedelta(days=3)).date()
+    blocked = f"options:SPY:{expiry.isoformat()}:502.5:P:mark"
+    ts = int(t0.timestamp() * 1000)
+    try:
+        # A series that refuses a second sample at one timestamp: the poll's sample for it is refused.
+        await redis.execute_command("TS.CREATE", f"{prefix}{blocked}", "DUPLICATE_POLICY", "BLOCK")
+        await redis.execute_command("TS.ADD", f"{prefix}{blocked}", ts, 9.0)
+        result = await store.store([_chain(expiry, t0)])
+        assert [key for key, _ in result.rejected] == [blocked]
+        assert "TSDB" in result.rejected[0][1]
+        assert result.written == 40 + sum(1 for i in range(40) if i % 7) - 1
+
+        # A command after the samples fails (LPUSH on a string): the write raises once every reply is read.
+        await redis.set(f"{prefix}not-a-list", b"x")
+        batch = SampleBatch(prefix)
+        batch.add([(f"options:SPY:{expiry.isoformat()}:500:C:iv", ts + 5, 0.25)])
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await writer.write(batch, "options", [encode_command(b"LPUSH", f"{prefix}not-a-list".encode(), b"y")])
+        assert await redis.ping()
+        assert await redis.execute_command(
+            "TS.RANGE", f"{prefix}options:SPY:{expiry.isoformat()}:500:C:iv", ts + 5, ts + 5
+        )
+        later = await writer.madd([(f"options:SPY:{expiry.isoformat()}:500:C:iv", ts + 10, 0.3)], family="options")
+        assert later.written == 1
+    finally:
+        await redis.aclose()
+
+
+async def test_option_store_does_not_rewrite_an_unchanged_snapshot(stack: Stack) -> None:
+    """The same content again (a poll after the close) is not resent; new content, or enough time, is."""
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique()
+    store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), prefix))
+    t0 = utc_now().replace(microsecond=0)
+    expiry = (t0 + timedelta(days=5)).date()
+    first = _chain(expiry, t0)
+    again = first.model_copy(update={"ingest_time": t0 + timedelta(seconds=12)})
+    per_poll = len(chain_samples(first))
+    try:
+        assert (await store.store([first])).written == per_poll
+        repeat = await store.store([again])
+        assert (repeat.written, repeat.unchanged, repeat.rejected) == (0, per_poll, [])
+        assert await store.latest("SPY", expiry) == first  # the document keeps its first ingest time
+
+        moved = again.model_copy(update={"bid": [b + 0.01 if b is not None else None for b in again.bid]})
+        assert (await store.store([moved])).written == per_poll
+        assert await store.latest("SPY", expiry) == moved
+
+        store.unchanged_rewrite_s = 0.0  # a rewrite is due: the same content is sent again
+        assert (await store.store([moved])).written == per_poll
+    finally:
+        await redis.aclose()

@@ -54,6 +54,10 @@ def test_reference_rows_keep_prices_and_null_junk_greeks() -> None:
         RowFlag(0, "IBM260904C00115000", ("junk_greeks:iv_above_3",)),
         RowFlag(1, "IBM260904P00115000", ("junk_greeks:iv_above_3",)),
     ]
+    assert snapshot.row_flags == [["junk_greeks:iv_above_3"], ["junk_greeks:iv_above_3"]]
+    assert snapshot.contract_id == ["IBM260904C00115000", "IBM260904P00115000"]
+    assert snapshot.mark == [120.10, 0.01]
+    assert (snapshot.bid_size, snapshot.ask_size) == ([9.0, 0.0], [9.0, 1000.0])
     assert result.rejected_rows == []
     assert (result.rows_in, result.rows_out) == (2, 2)
 
@@ -303,3 +307,27 @@ def test_ragged_csv_row_is_rejected_and_the_rest_kept() -> None:
 
     assert [(r.reason, r.row_index) for r in result.rejected_rows] == [("ragged_row", 1)]
     assert (result.rows_in, result.rows_out) == (4, 3)
+
+
+def test_clean_chain_flags_no_row() -> None:
+    """A chain without doubtful rows has an empty row_flags column (no per-row lists to carry)."""
+    for snapshot in _snapshots(normalize("REALTIME_OPTIONS", {}, options_csv(option_rows(200)), context=context())):
+        assert snapshot.row_flags == []
+        assert len(snapshot.contract_id) == len(snapshot.mark) == len(snapshot.strike)
+        assert all(isinstance(cid, str) for cid in snapshot.contract_id)
+
+
+def test_row_from_an_earlier_session_is_flagged_stale() -> None:
+    """A row dated before the snapshot's newest row keeps its values and is flagged stale, in both forms."""
+    rows = _chain_with({"date": "2026-02-27"}, {"bid": "-1.00", "date": "2026-02-27"})
+    for form in (options_json(rows), options_csv(rows)):
+        result = normalize("REALTIME_OPTIONS", {}, form, context=context())
+
+        [snapshot] = _snapshots(result)
+        assert snapshot.row_flags == [["stale"], ["negative_bid", "stale"], [], []]
+        assert snapshot.flags_of(0) == ["stale"] and snapshot.bid[0] == float(rows[0]["bid"])
+        assert result.row_flags == [
+            RowFlag(0, rows[0]["contractID"], ("stale",)),
+            RowFlag(1, rows[1]["contractID"], ("negative_bid", "stale")),
+        ]
+        assert snapshot.flags == [] and result.rows_out == 4

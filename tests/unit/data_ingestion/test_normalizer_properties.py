@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from quanticity.data_ingestion import av_csv, av_values, option_chain_arrow
 from quanticity.data_ingestion.normalize_contract import NormalizeResult
+from quanticity.data_ingestion.normalize_options import normalize_options_csv
 from quanticity.data_ingestion.normalizer import SUPPORTED_FUNCTIONS, normalize
 from quanticity.data_ingestion.option_chain_rows import group_rows_python
 from quanticity.errors import RecordDecodeError
@@ -219,6 +220,51 @@ def test_vectorised_and_python_passes_agree(chain: tuple[list[dict[str, str]], s
 
     assert fast_groups == slow_groups
     assert (fast.rejected_rows, fast.row_flags) == (slow.rejected_rows, slow.row_flags)
+
+
+@PROPERTY
+@given(chain=corrupted_chains())
+def test_typed_and_text_csv_readers_agree(chain: tuple[list[dict[str, str]], set[int]]) -> None:
+    """Reading numbers while parsing the CSV gives the same result as reading text and parsing cells."""
+    rows, _ = chain
+    body = options_csv(rows)
+    ctx = context()
+    typed = normalize_options_csv("REALTIME_OPTIONS", {"symbol": "SPY"}, body, ctx)
+    text = normalize_options_csv("REALTIME_OPTIONS", {"symbol": "SPY"}, body, ctx, typed=False)
+
+    assert typed.records == text.records
+    assert (typed.rejected_rows, typed.row_flags, typed.flags) == (text.rejected_rows, text.row_flags, text.flags)
+
+
+_FLOAT_COLUMNS = (
+    "strike", "bid", "ask", "last", "mark", "bid_size", "ask_size", "volume", "open_interest",
+    "implied_vol", "delta", "gamma", "theta", "vega", "rho",
+)  # fmt: skip
+
+
+def test_clean_csv_takes_the_typed_reader() -> None:
+    """The typed reader is used on a clean chain (so the agreement above is not vacuous), not on a doubtful one."""
+    rows = option_rows(50)
+    assert option_chain_arrow.read_typed_csv(options_csv(rows)) is not None
+    assert option_chain_arrow.read_typed_csv(options_csv([{**row, "rho": ""} for row in rows])) is not None
+    assert option_chain_arrow.read_typed_csv(options_csv([{**rows[0], "bid": "abc"}, *rows[1:]])) is None
+    assert option_chain_arrow.read_typed_csv(options_csv([{**rows[0], "bid": " 1.5"}, *rows[1:]])) is None
+    assert option_chain_arrow.read_typed_csv(options_csv([{**rows[0], "bid": "nan"}, *rows[1:]])) is None
+
+
+@PROPERTY
+@given(chain=corrupted_chains(), as_csv=st.booleans())
+def test_snapshots_validate_unchanged(chain: tuple[list[dict[str, str]], set[int]], as_csv: bool) -> None:
+    """Snapshots built from typed columns (no per-cell validation) are exactly what full validation accepts."""
+    rows, _ = chain
+    body = options_csv(rows) if as_csv else options_json(rows)
+    for snapshot in normalize("REALTIME_OPTIONS", {"symbol": "SPY"}, body, context=context()).records:
+        assert isinstance(snapshot, OptionChainSnapshot)
+        assert OptionChainSnapshot.model_validate(snapshot.model_dump()) == snapshot
+        assert OptionChainSnapshot.model_validate_json(snapshot.model_dump_json()) == snapshot
+        cells = {type(cell) for name in _FLOAT_COLUMNS for cell in getattr(snapshot, name)}
+        assert cells <= {float, type(None)}, cells  # builtin floats, not numpy scalars the model would coerce
+        assert {type(cell) for cell in (*snapshot.right, *snapshot.contract_id)} <= {str, type(None)}
 
 
 def _keep_valid_rows(

@@ -104,6 +104,59 @@ def test_chain_right_must_be_c_or_p() -> None:
         OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **columns, **envelope())
 
 
+_PER_ROW = {
+    "contract_id": ["SPX250321C05000000", None, "SPX250321C05010000"],
+    "mark": [1.5, None, 2.0],
+    "bid_size": [10.0, 0.0, None],
+    "ask_size": [5.0, None, 1.0],
+    "row_flags": [["junk_greeks:iv_above_3"], [], ["stale"]],
+}
+
+
+def test_chain_per_row_columns_are_optional_and_parallel() -> None:
+    """Contract ids, marks, sizes and row flags may be absent as a whole; present, they have one entry per row."""
+    bare = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(3), **envelope())
+    full = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(3), **_PER_ROW, **envelope())
+
+    assert (bare.contract_id, bare.mark, bare.row_flags) == ([], [], [])
+    assert bare.flags_of(2) == [] and full.flags_of(2) == ["stale"] and full.flags_of(1) == []
+    assert full.bid_size == [10.0, 0.0, None]
+
+
+@pytest.mark.parametrize("column", sorted(_PER_ROW))
+def test_chain_per_row_column_of_the_wrong_length_is_rejected(column: str) -> None:
+    """A present per-row column must match the strikes, like every other column."""
+    with pytest.raises(ValidationError, match=f"column {column} has 2 rows"):
+        OptionChainSnapshot(
+            symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(3), **{column: _PER_ROW[column][:2]}, **envelope()
+        )
+
+
+def test_typed_columns_give_the_validated_record() -> None:
+    """from_typed_columns gives the same record as full validation; the envelope is still validated."""
+    columns = {**chain_columns(3), **_PER_ROW}
+    fields = {"symbol": "SPX", "expiry": date(2025, 3, 21), **envelope()}
+
+    typed = OptionChainSnapshot.from_typed_columns(columns, **fields)
+
+    assert typed == OptionChainSnapshot(**columns, **fields)
+    assert OptionChainSnapshot.model_validate(typed.model_dump()) == typed
+    with pytest.raises(ValidationError, match="symbol"):
+        OptionChainSnapshot.from_typed_columns(columns, **{**fields, "symbol": "not a symbol"})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"bid": [1.0]}, "column bid has 1 rows"), ({"mark": [1.0]}, "column mark has 1 rows"), ({"iv": []}, "iv")],
+)
+def test_typed_columns_still_check_names_and_lengths(change: dict[str, Any], message: str) -> None:
+    """Unequal or unknown columns are refused even when their cells are trusted."""
+    with pytest.raises(ValueError, match=message):
+        OptionChainSnapshot.from_typed_columns(
+            {**chain_columns(3), **change}, symbol="SPX", expiry=date(2025, 3, 21), **envelope()
+        )
+
+
 def test_tick_kind_is_trade_or_bid_ask() -> None:
     """A tick is a trade or a bid/ask change, nothing else."""
     assert Tick(symbol="SPY", kind="bid_ask", bid=1.0, ask=1.1, **envelope()).kind == "bid_ask"
