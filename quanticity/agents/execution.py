@@ -17,10 +17,10 @@ from redis.exceptions import RedisError
 
 from quanticity.agents.deadletter import DeadLetterSink, guarded
 from quanticity.app.context import RoleContext
-from quanticity.data_ingestion.rate_limiter import Bucket, RateLimiter, RateLimits
 from quanticity.execution.ibkr_gateway import IbkrOrderGateway
 from quanticity.execution.order_router import OrderRejectedError, OrderRequest, OrderRouter
 from quanticity.ibkr.connection_manager import Endpoint, IbkrConnectError, IbkrConnection
+from quanticity.ibkr.pacing import MARKET_DATA, ORDERS, Pacer
 from quanticity.schemas import Fill, OrderEvent, Record
 from quanticity.schemas.codec import decode_record
 from quanticity.storage.ibkr_events import OrderLedger
@@ -50,19 +50,16 @@ class ExecutionRole:
         cfg = settings.ibkr
         self.ctx = ctx
         host, port = ctx.ibkr_address()
+        prefix = settings.redis.key_prefix
         self.conn = IbkrConnection(
-            cfg, Endpoint(host, port, cfg.client_ids.execution, role), ctx.metrics.ibkr, market_data_type=1
+            cfg,
+            Endpoint(host, port, cfg.client_ids.execution, role),
+            ctx.metrics.ibkr,
+            market_data_type=1,
+            pace=Pacer(ctx.redis(), ctx.metrics.ibkr, cfg.pacing, MARKET_DATA, prefix),
         )
         self.topics = {"orders": ctx.topic(app, "orders"), "fills": ctx.topic(app, "fills")}
-        per_s = cfg.pacing.orders_per_s
-        limiter = RateLimiter(
-            ctx.redis(),
-            ctx.metrics.ibkr,
-            RateLimits(global_bucket=Bucket(per_s, per_s), function_default=Bucket(per_s, per_s)),
-            key_prefix=settings.redis.key_prefix,
-            namespace="ibkr",
-        )
-        self.gateway = IbkrOrderGateway(self.conn, limiter)
+        self.gateway = IbkrOrderGateway(self.conn, Pacer(ctx.redis(), ctx.metrics.ibkr, cfg.pacing, ORDERS, prefix))
         self.router = OrderRouter(
             self.gateway,
             OrderLedger(ctx.redis(), settings.redis.key_prefix),

@@ -36,6 +36,7 @@ from quanticity.ibkr.contracts import (
 )
 from quanticity.ibkr.market_data import MarketDataFeed, RecordStamp
 from quanticity.ibkr.market_depth import DepthRotator
+from quanticity.ibkr.pacing import MARKET_DATA, Pacer
 from quanticity.ibkr.settings import IbkrSettings
 from quanticity.schemas import AuctionState, Bar, DepthSnapshot, OptionQuote, Record, Tick, UnderlyingQuote
 from quanticity.storage.redis_timeseries import TimeSeriesWriter
@@ -76,6 +77,7 @@ class IbkrIngest:
             Endpoint(host, port, self.cfg.client_ids.ingestion, role),
             metrics,
             market_data_type=self.cfg.data_type_for(settings.mode),
+            pace=Pacer(ctx.redis(), metrics, self.cfg.pacing, MARKET_DATA, settings.redis.key_prefix),
         )
         self.stamp = RecordStamp(settings.run_id, settings.mode)
         self.queue: asyncio.Queue[Record] = asyncio.Queue()
@@ -123,7 +125,7 @@ class IbkrIngest:
         qualified: list[Contract] = []
         for contract in contracts:
             try:
-                qualified.extend(await qualify(ib, [contract]))
+                qualified.extend(await qualify(ib, [contract], self.conn.pace))
             except ContractError as exc:
                 self.ctx.metrics.ibkr.error_events.labels("200").inc()
                 log.error("ibkr_underlying_rejected", symbol=contract.symbol, error=str(exc))
@@ -164,6 +166,7 @@ class IbkrIngest:
         chosen: list[Contract] = []
         for contract in underlyings:
             try:
+                await self.conn.pace(1)
                 raw = await ib.reqSecDefOptParamsAsync(contract.symbol, "", contract.secType, contract.conId)
                 params = pick_chain(chain_params(raw), today)
                 expiries = select_expiries(
@@ -181,7 +184,7 @@ class IbkrIngest:
                         break
                     options = options[:room]
                     try:
-                        chosen.extend(await qualify(ib, options))
+                        chosen.extend(await qualify(ib, options, self.conn.pace))
                     except ContractError as exc:
                         known = [o for o in options if o.conId]
                         chosen.extend(known)

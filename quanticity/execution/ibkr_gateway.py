@@ -15,10 +15,10 @@ from typing import Any
 import structlog
 from ib_insync import Contract, LimitOrder, MarketOrder, Option, Stock, Trade
 
-from quanticity.data_ingestion.rate_limiter import RateLimiter
 from quanticity.execution.order_router import OrderRejectedError, OrderRequest, OrderRouter
 from quanticity.ibkr.connection_manager import IbkrConnection
 from quanticity.ibkr.contracts import ContractError, qualify, underlying_contract
+from quanticity.ibkr.pacing import Pace, no_pacing
 
 log = structlog.get_logger(__name__)
 
@@ -46,12 +46,13 @@ class IbkrOrderGateway:
 
     Args:
         conn: the execution role's supervised connection.
-        limiter: the shared pacing limiter (bucket ``orders``).
+        pace_orders: waits for a token of the shared ``orders`` bucket before each placement
+            (:class:`quanticity.ibkr.pacing.Pacer`); qualification uses the connection's pace.
     """
 
-    def __init__(self, conn: IbkrConnection, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, conn: IbkrConnection, pace_orders: Pace = no_pacing) -> None:
         self.conn = conn
-        self.limiter = limiter
+        self.pace_orders = pace_orders
         self.router: OrderRouter | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -74,7 +75,7 @@ class IbkrOrderGateway:
             )
         contract = order_contract(request)
         try:
-            await qualify(self.conn.ib, [contract])
+            await qualify(self.conn.ib, [contract], self.conn.pace)
         except ContractError as exc:
             raise OrderRejectedError(f"order {token}: {exc.message}") from exc
         action = "BUY" if request.side == "buy" else "SELL"
@@ -85,8 +86,7 @@ class IbkrOrderGateway:
             order = LimitOrder(action, request.quantity, float(request.limit_price), orderRef=token, tif="DAY")
         if request.account:
             order.account = request.account
-        if self.limiter is not None:
-            await self.limiter.acquire("orders")
+        await self.pace_orders(1)
         trade = self.conn.ib.placeOrder(contract, order)
         return int(trade.order.orderId)
 

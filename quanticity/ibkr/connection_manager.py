@@ -21,6 +21,7 @@ from ib_insync import IB
 
 from quanticity.errors import QuanticityError
 from quanticity.ibkr.metrics import IbkrMetrics
+from quanticity.ibkr.pacing import Pace, no_pacing
 from quanticity.ibkr.settings import IbkrSettings
 
 log = structlog.get_logger(__name__)
@@ -81,6 +82,8 @@ class IbkrConnection:
         metrics: the IBKR metric catalogue.
         market_data_type: ``reqMarketDataType`` sent after every connect.
         ib: the client; a new ``IB()`` by default.
+        pace: waits for a pacing token before each subscription request (see
+            :mod:`quanticity.ibkr.pacing`); none by default.
     """
 
     def __init__(
@@ -91,8 +94,10 @@ class IbkrConnection:
         *,
         market_data_type: int = 1,
         ib: IB | None = None,
+        pace: Pace = no_pacing,
     ) -> None:
         self.settings = settings
+        self.pace = pace
         self.endpoint = endpoint
         self.metrics = metrics
         self.market_data_type = market_data_type
@@ -156,6 +161,7 @@ class IbkrConnection:
         """
         self._restorers[name] = restore
         if self.is_connected:
+            await self.pace(1)
             await restore(self.ib)
 
     def set_restorer(self, name: str, restore: Restorer) -> None:
@@ -231,6 +237,7 @@ class IbkrConnection:
         started = time.monotonic()
         for name, restore in list(self._restorers.items()):
             try:
+                await self.pace(1)
                 await restore(self.ib)
             except (ConnectionError, OSError, TimeoutError, ValueError, QuanticityError) as exc:
                 # One bad subscription must not keep the others down; it is retried next reconnect.

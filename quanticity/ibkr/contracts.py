@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ib_insync import IB, Contract, Index, Option, Stock
 
 from quanticity.errors import QuanticityError
+from quanticity.ibkr.pacing import Pace, no_pacing
 from quanticity.ibkr.settings import OptionBucket
 
 INDEX_SYMBOLS = frozenset({"SPX", "VIX", "NDX", "RUT", "XSP"})
@@ -46,13 +47,23 @@ def depth_contract(symbol: str, exchange: str) -> Contract:
     return Stock(symbol, exchange, "USD")
 
 
-async def qualify(ib: IB, contracts: Sequence[Contract]) -> list[Contract]:
-    """Qualify ``contracts`` in place (conIds filled in).
+QUALIFY_CHUNK = 10
+
+
+async def qualify(ib: IB, contracts: Sequence[Contract], pace: Pace = no_pacing) -> list[Contract]:
+    """Qualify ``contracts`` in place (conIds filled in), ``QUALIFY_CHUNK`` requests at a time.
+
+    Each contract is one ``reqContractDetails``; ``pace`` is awaited for every one, so a
+    whole chain never bursts past TWS's message budget (dropped requests never answer).
 
     Raises:
         ContractError: TWS does not know one of them (error 200) or it is ambiguous.
     """
-    done = await ib.qualifyContractsAsync(*contracts)
+    done: list[Contract | None] = []
+    for start in range(0, len(contracts), QUALIFY_CHUNK):
+        chunk = contracts[start : start + QUALIFY_CHUNK]
+        await pace(len(chunk))
+        done.extend(await ib.qualifyContractsAsync(*chunk))
     known = {id(c) for c in done if c is not None and c.conId}
     missing = [c for c in contracts if id(c) not in known]
     if missing:

@@ -103,7 +103,7 @@ class DepthRotator:
         for venue in self.settings.parsed():
             contract = depth_contract(venue.symbol, venue.exchange)
             try:
-                await qualify(self.conn.ib, [contract])
+                await qualify(self.conn.ib, [contract], self.conn.pace)
             except ContractError as exc:
                 self.rejected.append((venue, str(exc)))
                 self.metrics.depth_errors.labels("200").inc()

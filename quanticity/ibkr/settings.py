@@ -46,9 +46,13 @@ class ClientIds(_Section):
 
 
 class Pacing(_Section):
-    """Request budgets shared by every process through Redis (TWS allows 50 messages/s)."""
+    """Request budgets shared by every process through Redis (TWS allows 50 messages/s).
 
-    market_data_per_s: float = Field(default=50.0, gt=0, le=50)
+    ``market_data_per_s`` also caps every request together. The default, 40, leaves room
+    for heartbeats and cancels under TWS's 50 (see :mod:`quanticity.ibkr.pacing`).
+    """
+
+    market_data_per_s: float = Field(default=40.0, gt=0, le=50)
     orders_per_s: float = Field(default=5.0, gt=0, le=50)
 
 
@@ -126,9 +130,7 @@ class TwsSimulatorSettings(_Section):
 class IbkrSettings(_Section):
     """Interactive Brokers through TWS / IB Gateway (``ib_insync``)."""
 
-    enabled: bool = Field(
-        default=False, description="run the IBKR roles (ingest-ibkr, execution) under `quanticity up`"
-    )
+    enabled: bool = Field(default=True, description="run the IBKR roles (ingest-ibkr, execution) under `quanticity up`")
     host: str = "127.0.0.1"
     port: int = Field(default=7497, ge=1, le=65535, description="7497 paper TWS, 7496 live TWS, 4002 paper gateway")
     account: str | None = Field(default=None, description="unset = the only managed account")

@@ -28,6 +28,7 @@ from quanticity.storage.redis_timeseries import (
     MaddResult,
     SeriesSpec,
     TimeSeriesWriter,
+    epoch_ms,
 )
 
 FULL_RESOLUTION_MS = 48 * 3_600_000
@@ -43,7 +44,7 @@ _BAR_RETENTION_MS = {"1m": 30 * 86_400_000, "2m": 30 * 86_400_000, "5m": 90 * 86
 
 
 def _ms(record: UnderlyingQuote | OptionQuote | AuctionState | Bar | Tick) -> int:
-    return int(record.event_time.timestamp() * 1000)
+    return epoch_ms(record.event_time)
 
 
 def strike_text(strike: float) -> str:

@@ -76,6 +76,9 @@ async def start_sim(market: SimulatedMarket) -> AsyncIterator[StartSim]:
         sim = TwsSimulator(market, TwsSimConfig(**options), RunningClock(START))  # type: ignore[arg-type]
         await sim.start()
         started.append(sim)
+        # On a fresh machine numba compiles the option kernels (seconds, no cache yet); the
+        # calculators would time out in ib_insync's own 4 s wait meanwhile.
+        await asyncio.wait_for(sim.warmed_up(), 120)
         return sim
 
     yield start
@@ -404,6 +407,22 @@ async def test_pacing_violation_gets_error_100(ib: ib_insync.IB) -> None:
         ib.client.reqCurrentTime()
     await wait_until(lambda: 100 in errors.codes(), what="error 100")
     assert ib.isConnected()
+
+
+async def test_requests_are_paced_on_arrival_not_when_a_stalled_server_gets_to_them(
+    sim: TwsSimulator, ib: ib_insync.IB
+) -> None:
+    # 35 requests/s for 2 s while the server answers nothing: under TWS's 50/s as sent, so
+    # all of them are answered once it resumes, none dropped with error 100.
+    errors = Errors(ib)
+    sim.stall(2.5)
+    pending = []
+    for _ in range(2):
+        for _ in range(35):
+            pending.append(asyncio.ensure_future(ib.reqContractDetailsAsync(ib_insync.Stock("SPY", "SMART", "USD"))))
+            await asyncio.sleep(1 / 35)
+    answered = await asyncio.wait_for(asyncio.gather(*pending), 10)
+    assert [len(details) for details in answered] == [1] * 70 and 100 not in errors.codes()
 
 
 # ---------------------------------------------------------------------------- faults

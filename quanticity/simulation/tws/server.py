@@ -65,6 +65,7 @@ class TwsSimulator:
         self._sessions: set[Session] = set()
         self._connections: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        self._warmed = asyncio.Event()
         self._control: web.AppRunner | None = None
         self.control_port: int | None = None
         self.feed = Feed(self.state, lambda: [s for s in self._sessions if s.client_id is not None])
@@ -137,6 +138,11 @@ class TwsSimulator:
             implied_vol([5.0], 100.0, 100.0, 0.5, 0.04, 0.0, True)
 
         await self.state.run(kernels, option=True)
+        self._warmed.set()
+
+    async def warmed_up(self) -> None:
+        """Wait until the option kernels are compiled (the calculators then answer in milliseconds)."""
+        await self._warmed.wait()
 
     # ------------------------------------------------------------------ connections
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -171,7 +177,7 @@ class TwsSimulator:
         return dropped
 
     def stall(self, seconds: float) -> None:
-        """Stop sending and reading for ``seconds``; sockets stay open, held replies follow."""
+        """Stop answering for ``seconds``; sockets stay open, requests queue (paced on arrival), held replies follow."""
         self.state.faults.stall(seconds)
         asyncio.get_running_loop().call_later(seconds, self._end_stall)
 

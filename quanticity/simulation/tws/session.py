@@ -10,6 +10,7 @@ subscriptions end with it; its orders stay in the book.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import struct
 import time
@@ -259,12 +260,7 @@ class Session:
             if not await self._handshake():
                 return
             log.info("client %s connected from %s (server version %d)", self.client_id, peer, self.server_version)
-            while True:
-                fields = await self._frame()
-                await self.state.faults.wait_running()
-                self.received += 1
-                if self._paced():
-                    await self._dispatch(fields)
+            await self._read_and_dispatch()
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             log.info("client %s disconnected: %s", self.client_id, type(exc).__name__)
         finally:
@@ -272,6 +268,44 @@ class Session:
             self.closed.set()
             if not self.writer.is_closing():
                 self.writer.close()
+
+    async def _read_and_dispatch(self) -> None:
+        # Messages are counted for pacing as they arrive, as TWS counts them, and handled in
+        # order by a separate task: a slow handler (a chain's secdef) must not make the
+        # requests queued behind it look like a burst when they are finally read.
+        inbox: asyncio.Queue[list[str] | None] = asyncio.Queue()
+        dispatcher = asyncio.create_task(self._dispatch_forever(inbox), name=f"tws-dispatch-{self.client_id}")
+        try:
+            while True:
+                fields = await self._frame()
+                self.received += 1
+                if self._paced():
+                    inbox.put_nowait(fields)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The client is gone: what it sent before still counts (an order sent just
+            # before a disconnect is placed), as with TWS.
+            inbox.put_nowait(None)
+            with contextlib.suppress(ConnectionError):
+                await dispatcher
+            raise
+        finally:
+            if not dispatcher.done():
+                dispatcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatcher
+
+    async def _dispatch_forever(self, inbox: asyncio.Queue[list[str] | None]) -> None:
+        try:
+            while (fields := await inbox.get()) is not None:
+                await self.state.faults.wait_running()
+                await self._dispatch(fields)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            # A handler bug ends this session visibly instead of leaving the client waiting.
+            log.exception("client %s: request handling failed; closing the connection", self.client_id)
+            self.writer.close()
+            raise
 
     async def _dispatch(self, fields: list[str]) -> None:
         try:

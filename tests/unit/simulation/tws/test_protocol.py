@@ -6,6 +6,7 @@ replies: the installed client library is the oracle for every layout here.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -64,7 +65,15 @@ def client_request(call: Callable[[ib_insync.Client], None]) -> list[str]:
     client.connState = ib_insync.Client.CONNECTED
     client.conn.sendMsg = sent.append  # type: ignore[method-assign]
     client.conn.isConnected = lambda: True  # type: ignore[method-assign]
-    call(client)
+    # Client.sendMsg paces with the current event loop's clock; an earlier async test may
+    # have left this thread with none, so give the call its own.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        call(client)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     (data,) = sent
     (size,) = struct.unpack(">I", data[:4])
     assert size == len(data) - 4
