@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quanticity.agents import demo_ingest, execution, ingest_av, ingest_ibkr, store
+from quanticity.agents import analytics, demo_ingest, execution, ingest_av, ingest_ibkr, store
 from quanticity.app.context import RoleContext
 from quanticity.errors import UnknownRoleError
 from quanticity.settings.model import Settings
@@ -53,6 +53,12 @@ ROLES: tuple[RoleSpec, ...] = (
         "order intents on orders → IBKR router (idempotent orderRef) → order events, fills, orders:{id} in Redis",
         execution.install,
         lambda s: s.ibkr.enabled,
+    ),
+    RoleSpec(
+        "analytics",
+        "quotes, ticks, depth, reference → Greeks/IV, VPIN, liquidity, regime, macro, risk, stress, MOC "
+        "→ analytics:* in Redis + analytics topic",
+        analytics.install,
     ),
     RoleSpec(
         "ingest-demo",

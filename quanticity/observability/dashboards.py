@@ -23,6 +23,7 @@ from typing import Any, Final, cast
 
 # DashboardEncoder lives in the private-looking _gen module, but it is what grafanalib's own
 # documentation uses to turn dashboards into JSON.
+from quanticity.observability.dashboard_analytics import analytics_health
 from quanticity.observability.dashboard_ibkr import ibkr
 from quanticity.observability.panels import (
     RATE as _RATE,
@@ -644,6 +645,7 @@ def build_dashboards() -> dict[str, dict[str, Any]]:
         "test-telemetry.json": test_telemetry(),
         "redis-health.json": redis_health(),
         "ibkr.json": ibkr(),
+        "analytics-health.json": analytics_health(),
     }
 
 

@@ -128,8 +128,10 @@ def test_dashboards_have_unique_uids_and_titles() -> None:
     titles = sorted(d["title"] for d in built.values())
     uids = [d["uid"] for d in built.values()]
 
-    assert titles == sorted(["System Overview", "Ingestion & Rate Limits", "Test Telemetry", "Redis Health", "IBKR"])
-    assert len(set(uids)) == len(uids) == 5
+    assert titles == sorted(
+        ["System Overview", "Ingestion & Rate Limits", "Test Telemetry", "Redis Health", "IBKR", "Analytics Health"]
+    )
+    assert len(set(uids)) == len(uids) == 6
     assert all(uid.startswith(dashboards.UID_PREFIX) for uid in uids)
     assert built["system-overview.json"]["uid"] == "quanticity-system-overview"
 
