@@ -115,9 +115,20 @@ def trading_day_on_or_after(day: date) -> date:
     return day
 
 
+#: Daily index and ETF options stop trading at 16:00 ET on their expiration day.
+EXPIRY_CUTOFF = time(16, 0)
+
+
 def expirations_for(selection: ExpirySelection, now: datetime) -> list[date]:
-    """0DTE / 1DTE expiration dates for ``now`` (US/Eastern trading days)."""
-    today = trading_day_on_or_after(now.astimezone(EASTERN).date())
+    """0DTE / 1DTE expiration dates for ``now`` (US/Eastern trading days).
+
+    From 16:00 ET today's expiration has expired: "0DTE" is then the next trading day's
+    (the one the next session trades as 0DTE) and "1DTE" the one after, so no call is spent
+    on a chain that can no longer trade.
+    """
+    local = now.astimezone(EASTERN)
+    today = local.date() if local.time() < EXPIRY_CUTOFF else local.date() + timedelta(days=1)
+    today = trading_day_on_or_after(today)
     next_day = trading_day_on_or_after(today + timedelta(days=1))
     return {"0dte": [today], "1dte": [next_day], "0dte_1dte": [today, next_day]}.get(selection, [])
 
@@ -279,6 +290,7 @@ class StreamScheduler:
         self.market_hours = market_hours
         self._semaphore = asyncio.Semaphore(plan.cadence.max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: set[Call] = set()  # dispatched, not yet holding a slot
         self._seq = itertools.count()
         self.dispatched = 0
 
@@ -333,25 +345,38 @@ class StreamScheduler:
         return following
 
     def _spawn(self, call: Call) -> None:
+        if call in self._waiting:
+            # The same request is still queued for a slot (the process is behind): a second
+            # copy would fetch the same data later still. Skip it and report the missed run,
+            # so the backlog stays bounded by the number of distinct calls.
+            if self.on_missed is not None:
+                self.on_missed(call.bucket, 1)
+            return
+        self._waiting.add(call)
         task = asyncio.ensure_future(self._guarded(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self.dispatched += 1
 
     async def _guarded(self, call: Call) -> None:
-        async with self._semaphore:
-            try:
-                await self.execute(call)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one failed call must not stop the matrix; execute counts it
-                log.error(
-                    "scheduled_call_failed",
-                    bucket=call.bucket,
-                    function=call.function,
-                    symbol=call.symbol,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self._waiting.discard(call)
+        try:
+            await self.execute(call)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failed call must not stop the matrix; execute counts it
+            log.error(
+                "scheduled_call_failed",
+                bucket=call.bucket,
+                function=call.function,
+                symbol=call.symbol,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        finally:
+            self._semaphore.release()
 
 
 def describe_plan(plan: Plan) -> Iterable[str]:

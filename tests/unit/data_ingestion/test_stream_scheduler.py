@@ -85,11 +85,14 @@ def test_unknown_watchlist_is_named() -> None:
         (datetime(2026, 11, 24, 15, 0, tzinfo=UTC), [date(2026, 11, 24), date(2026, 11, 25)]),  # Tuesday
         (datetime(2026, 11, 27, 15, 0, tzinfo=UTC), [date(2026, 11, 27), date(2026, 11, 30)]),  # Friday → Monday
         (datetime(2026, 11, 28, 15, 0, tzinfo=UTC), [date(2026, 11, 30), date(2026, 12, 1)]),  # Saturday
-        (datetime(2026, 11, 25, 3, 0, tzinfo=UTC), [date(2026, 11, 24), date(2026, 11, 25)]),  # 22:00 ET Tuesday
+        (datetime(2026, 11, 25, 3, 0, tzinfo=UTC), [date(2026, 11, 25), date(2026, 11, 26)]),  # 22:00 ET Tuesday
+        (datetime(2026, 11, 24, 20, 59, tzinfo=UTC), [date(2026, 11, 24), date(2026, 11, 25)]),  # 15:59 ET
+        (datetime(2026, 11, 24, 21, 0, tzinfo=UTC), [date(2026, 11, 25), date(2026, 11, 26)]),  # 16:00 ET: expired
+        (datetime(2026, 11, 27, 21, 30, tzinfo=UTC), [date(2026, 11, 30), date(2026, 12, 1)]),  # Friday after close
     ],
 )
 def test_0dte_and_1dte_follow_the_eastern_trading_day(now: datetime, expected: list[date]) -> None:
-    """0DTE/1DTE expirations are the next two weekdays in US/Eastern, not UTC."""
+    """0DTE/1DTE are the next two weekday expirations in US/Eastern still trading (until 16:00 ET)."""
     assert expirations_for("0dte_1dte", now) == expected
 
 
@@ -178,6 +181,33 @@ async def test_a_stalled_clock_skips_missed_runs_instead_of_bunching_them() -> N
     )
     assert missed == [30]
     assert stamps[3] - stamps[2] == timedelta(seconds=10)
+
+
+async def test_an_overloaded_process_keeps_one_queued_copy_per_call() -> None:
+    """When calls take longer than their period, the backlog stays at one waiting copy per call."""
+    cadence = CadenceSettings(
+        max_concurrency=1,
+        buckets={"q": BucketSettings(function="GLOBAL_QUOTE", watchlists=["w"], every_s=1, window="always")},
+    )
+    clock = VirtualClock(TUESDAY_10AM)
+    stop = asyncio.Event()
+    missed: list[int] = []
+    backlog: list[int] = []
+    scheduler: StreamScheduler
+
+    async def execute(call: Call) -> None:
+        backlog.append(scheduler.backlog)
+        await asyncio.sleep(0.05)
+        if len(backlog) == 5:
+            stop.set()
+
+    scheduler = StreamScheduler(
+        build_plan(cadence, {"w": ["SPY", "QQQ"]}), execute, clock, on_missed=lambda _b, n: missed.append(n)
+    )
+    # The virtual clock jumps on every sleep: many periods pass while one call runs.
+    await asyncio.wait_for(scheduler.run(stop), 10)
+    assert max(backlog) <= 3  # one in flight + one waiting per symbol
+    assert sum(missed) > 20
 
 
 async def test_macro_jobs_call_their_own_function() -> None:
