@@ -15,6 +15,7 @@ recomputes every file's sha256 and row count against the manifest. Uploads go th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import defaultdict
@@ -30,6 +31,7 @@ import structlog
 from redis.asyncio import Redis
 
 from quanticity.errors import QuanticityError
+from quanticity.storage.redis_timeseries import epoch_ms
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +92,75 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+_LABEL_COLUMNS = ("family", "symbol", "field", "expiry", "strike", "right", "function", "source")
+_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        *[(name, pa.string()) for name in _LABEL_COLUMNS],
+        ("timestamp", pa.timestamp("ms", tz="UTC")),
+        ("value", pa.float64()),
+    ]
+)
+#: A day is read in windows of this length, so memory follows one window of one partition
+#: (a full SPY options day is tens of millions of samples; one window is a few hundred thousand).
+EXPORT_WINDOW = timedelta(minutes=30)
+
+
+@dataclass
+class _Partition:
+    family: str
+    labels: dict[str, str]  # the filter that selects the partition's series
+    keys: set[str]
+
+
+def _partition_filter(family: str, labels: dict[str, str]) -> dict[str, str]:
+    # A label filter selecting exactly the series of one partition ("name=" = label absent).
+    return {"family": family, "symbol": labels.get("symbol", ""), "function": labels.get("function", "")}
+
+
+async def _partitions(redis: Redis, day: date, families: Iterable[str], key_prefix: str) -> dict[str, _Partition]:
+    found: dict[str, _Partition] = {}
+    for family in families:
+        reply = await redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            "TS.MGET", "WITHLABELS", "FILTER", f"family={family}", "resolution="
+        )
+        for key, labels in parse_mget(reply):
+            if key_prefix and not key.startswith(key_prefix):
+                continue
+            name = _partition(labels, day)
+            part = found.setdefault(name, _Partition(family, _partition_filter(family, labels), set()))
+            part.keys.add(key)
+    return found
+
+
+def parse_mget(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """``TS.MGET WITHLABELS`` as ``(key, labels)``, from RESP2 or RESP3 replies."""
+    if isinstance(reply, dict):
+        out = []
+        for key, body in reply.items():
+            raw = body[0]
+            labels = {_text(k): _text(v) for k, v in (raw.items() if isinstance(raw, dict) else raw)}
+            out.append((_text(key), labels))
+        return out
+    return [(_text(key), {_text(k): _text(v) for k, v in raw}) for key, raw, *_ in reply]
+
+
+def _window_table(
+    rows: list[tuple[str, dict[str, str], list[tuple[int, float]]]], keys: set[str], prefix: str
+) -> pa.Table:
+    columns: dict[str, list[Any]] = defaultdict(list)
+    for key, labels, samples in rows:
+        if key not in keys or not samples:
+            continue
+        n = len(samples)
+        columns["key"].extend([key[len(prefix) :]] * n)
+        for name in _LABEL_COLUMNS:
+            columns[name].extend([labels.get(name)] * n)
+        columns["timestamp"].extend(ts for ts, _ in samples)
+        columns["value"].extend(v for _, v in samples)
+    return pa.table({field.name: pa.array(columns[field.name], type=field.type) for field in _SCHEMA}, schema=_SCHEMA)
+
+
 async def export_day(
     redis: Redis,
     root: Path,
@@ -97,51 +168,49 @@ async def export_day(
     *,
     key_prefix: str = "",
     families: Iterable[str] = ("underlyings", "options", "bars", "indicators", "macro"),
+    window: timedelta = EXPORT_WINDOW,
 ) -> dict[str, Any]:
     """Write every raw sample of ``day`` (UTC) to Parquet under ``root`` and update the manifest.
 
-    Re-exporting a day replaces its files (idempotent). Returns the manifest entries written.
+    Each partition (symbol, function) is read window by window and written as row groups,
+    so a day of any size is exported in bounded memory. Re-exporting a day replaces its
+    files (idempotent); a reader never sees half a file. Returns the manifest entries written.
+
+    Raises:
+        ArchiveError: a file could not be written (the path and the OS error are named).
     """
     start = datetime.combine(day, time(), UTC)
-    t0, t1 = int(start.timestamp() * 1000), int((start + timedelta(days=1)).timestamp() * 1000) - 1
-    partitions: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for family in families:
-        reply = await redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-            "TS.MRANGE", t0, t1, "WITHLABELS", "FILTER", f"family={family}", "resolution="
-        )
-        for key, labels, samples in parse_mrange(reply):
-            if key_prefix and not key.startswith(key_prefix):
-                continue
-            if not samples:
-                continue
-            columns = partitions[_partition(labels, day)]
-            for ts, value in samples:
-                columns["key"].append(key[len(key_prefix) :])
-                columns["timestamp"].append(ts)
-                columns["value"].append(value)
-                for name in ("family", "symbol", "field", "expiry", "strike", "right", "function", "source"):
-                    columns[name].append(labels.get(name))
+    t0 = epoch_ms(start)
+    t_end = epoch_ms(start + timedelta(days=1)) - 1
+    step = int(window / timedelta(milliseconds=1))
     written: dict[str, Any] = {}
-    for partition, columns in sorted(partitions.items()):
-        table = pa.table(
-            {
-                **{
-                    name: pa.array(values, type=pa.string())
-                    for name, values in columns.items()
-                    if name not in ("timestamp", "value")
-                },
-                "timestamp": pa.array(columns["timestamp"], type=pa.timestamp("ms", tz="UTC")),
-                "value": pa.array(columns["value"], type=pa.float64()),
-            }
-        )
-        relative = f"{partition}/part-0.parquet"
+    for name, part in sorted((await _partitions(redis, day, families, key_prefix)).items()):
+        relative = f"{name}/part-0.parquet"
         target = root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_suffix(".parquet.tmp")
-        pq.write_table(table, staging, compression="zstd")
-        staging.replace(target)  # a reader never sees half a file
+        rows_written = 0
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with pq.ParquetWriter(staging, _SCHEMA, compression="zstd") as out:
+                for w0 in range(t0, t_end + 1, step):
+                    filters = [f"{label}={value}" for label, value in part.labels.items()]
+                    reply = await redis.execute_command(  # type: ignore[no-untyped-call]
+                        "TS.MRANGE", w0, min(w0 + step - 1, t_end), "WITHLABELS", "FILTER", *filters, "resolution="
+                    )
+                    table = _window_table(parse_mrange(reply), part.keys, key_prefix)
+                    if table.num_rows:
+                        out.write_table(table)
+                        rows_written += table.num_rows
+            if rows_written == 0:
+                staging.unlink()
+                continue
+            staging.replace(target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                staging.unlink(missing_ok=True)
+            raise ArchiveError(f"archive export of {day}: cannot write {target}: {exc}") from exc
         written[relative] = {
-            "rows": table.num_rows,
+            "rows": rows_written,
             "sha256": sha256_of(target),
             "created": datetime.now(UTC).isoformat(),
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from quanticity.observability.metrics import Metrics
 from quanticity.schemas import MacroSeries, UnderlyingQuote
 from quanticity.settings import Settings
-from quanticity.storage.archive import export_day, load_manifest, upload, verify
+from quanticity.storage.archive import ArchiveError, export_day, load_manifest, upload, verify
 from quanticity.storage.quote_store import UnderlyingQuoteStore
 from quanticity.storage.redis_timeseries import TimeSeriesWriter
 from quanticity.storage.reference_store import ReferenceStore, macro_samples
@@ -86,3 +86,63 @@ async def test_export_verify_tamper_and_upload(make_settings: Callable[..., Sett
     problems = {p.path: p.reason for p in verify(root)}
     assert "differs from the manifest" in problems[quote_file]
     assert problems["symbol=SPY/stray.parquet"] == "not in the manifest"
+
+
+async def test_a_day_of_option_series_exports_window_by_window_exactly(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Samples across the whole day (window edges included) land once each; other prefixes stay out."""
+    settings = make_settings()
+    prefix = settings.redis.key_prefix
+    redis = Redis.from_url(settings.redis.url or "")
+    day_ms = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
+    hour = 3_600_000
+    # Every 15 minutes from 00:00 to 23:45, plus the last millisecond of the day and the
+    # first of the next (which must stay out).
+    stamps = [day_ms + i * hour // 4 for i in range(96)] + [day_ms + 24 * hour - 1, day_ms + 24 * hour]
+    strikes = [f"{k}.0" for k in range(590, 610)]
+    try:
+        for strike in strikes:
+            for other in ("", "someone-else:"):
+                key = f"{other}{prefix}options:SPY:2026-11-20:{strike}:C:mark"
+                await redis.execute_command(
+                    "TS.CREATE", key, "LABELS", "family", "options", "symbol", "SPY", "expiry", "2026-11-20",
+                    "strike", strike, "right", "C", "field", "mark", "source", "alphavantage",
+                )  # fmt: skip
+                args: list[object] = []
+                for n, t in enumerate(stamps):
+                    args += [key, t, float(n)]
+                await redis.execute_command("TS.MADD", *args)
+        written = await export_day(
+            redis, tmp_path / "a", DAY, key_prefix=prefix, families=("options",), window=timedelta(hours=1)
+        )
+    finally:
+        await redis.aclose()
+    (name,) = written
+    assert name == "symbol=SPY/date=2026-11-20/function=options/part-0.parquet"
+    table = pq.read_table(tmp_path / "a" / name)
+    assert written[name]["rows"] == table.num_rows == len(strikes) * 97
+    assert not any(k.startswith("someone-else:") for k in table["key"].to_pylist())
+    per_key = table.group_by("key").aggregate([("value", "sum"), ("value", "count")])
+    assert set(per_key["value_count"].to_pylist()) == {97}
+    assert set(per_key["value_sum"].to_pylist()) == {float(sum(range(97)))}
+    assert pq.ParquetFile(tmp_path / "a" / name).num_row_groups > 1  # written window by window
+    assert verify(tmp_path / "a") == []
+
+
+async def test_an_unwritable_archive_root_is_named(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_settings()
+    redis = Redis.from_url(settings.redis.url or "")
+    writer = TimeSeriesWriter(redis, Metrics(), settings.redis.key_prefix)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the archive root should be")
+    try:
+        quote = UnderlyingQuote(
+            symbol="QQQ", bid=500.0, ask=500.2, record_id="q", event_time=datetime(2026, 11, 20, 15, tzinfo=UTC),
+            source="alphavantage", run_id="t", mode="sim",
+        )  # fmt: skip
+        await UnderlyingQuoteStore(writer).store([quote])
+        with pytest.raises(ArchiveError, match="not-a-dir"):
+            await export_day(redis, blocker, DAY, key_prefix=settings.redis.key_prefix)
+    finally:
+        await redis.aclose()
