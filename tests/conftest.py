@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from prometheus_client import Counter, Gauge
 
 from quanticity.observability.metrics import Metrics
 from quanticity.observability.test_telemetry import TestTelemetry
@@ -37,10 +38,31 @@ settings.load_profile("quanticity")
 
 
 # --------------------------------------------------------------------------- telemetry
+# What a live IBKR test reports through ``record_property`` (tests/live/test_live_ibkr.py).
+LIVE_IBKR_DEPTH_BOOKS = "live_ibkr_depth_books"
+LIVE_IBKR_PACING_WAIT_S = "live_ibkr_pacing_wait_seconds"
+
+
 class _TelemetryPlugin:
     def __init__(self) -> None:
         self.telemetry = TestTelemetry()
         self.started = time.time()
+        r = self.telemetry.registry
+        self.live_ibkr_success = Counter(
+            "test_live_ibkr_success",
+            "Passed tests of the live IBKR suite (pytest -m live_ibkr) in the last session",
+            registry=r,
+        )
+        self.live_ibkr_depth_success = Counter(
+            "test_live_ibkr_depth_success",
+            "Passed live IBKR tests that received a market depth book in the last session",
+            registry=r,
+        )
+        self.live_ibkr_pacing_wait = Gauge(
+            "test_live_ibkr_pacing_wait_seconds",
+            "Time the live IBKR suite's requests waited for the pacing budget in the last session",
+            registry=r,
+        )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -48,6 +70,16 @@ class _TelemetryPlugin:
             self.telemetry.record(report.nodeid, outcome, report.duration)
             if outcome == "passed" and "live_alpha" in report.keywords:
                 self.telemetry.live_alpha_success.inc()
+            if report.when == "call" and "live_ibkr" in report.keywords:
+                self._live_ibkr(report, outcome)
+
+    def _live_ibkr(self, report: pytest.TestReport, outcome: str) -> None:
+        properties = dict(report.user_properties)
+        self.live_ibkr_pacing_wait.inc(float(properties.get(LIVE_IBKR_PACING_WAIT_S, 0.0)))
+        if outcome == "passed":
+            self.live_ibkr_success.inc()
+            if int(properties.get(LIVE_IBKR_DEPTH_BOOKS, 0)) > 0:
+                self.live_ibkr_depth_success.inc()
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         now = time.time()

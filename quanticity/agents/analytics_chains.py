@@ -77,6 +77,11 @@ class SpotBook:
         return self._latest.get(symbol)
 
 
+def warm_chain_kernels(config: AnalyticsConfig | None = None) -> None:
+    """Compile (or load from numba's cache) the chain kernels: IV solver, Greeks, summary."""
+    compute_chain_greeks(_warm_up_chain(), spot_hint=None, config=config or AnalyticsConfig())
+
+
 def _warm_up_chain() -> OptionChainSnapshot:
     """Four contracts that take every branch: mid IV, provider IV, cross-check, parity spot."""
     now = utc_now()

@@ -4,21 +4,28 @@ An *intent* is an ``OrderEvent`` with status ``pending`` and source ``platform``
 strategy layer and ``quanticity order submit`` publish); the router's own events carry
 source ``ibkr`` and are not re-submitted. ``record_id`` of the intent is the signal id the
 idempotency token derives from, so a re-published intent never creates a second order.
+
+The role also reconciles the positions its fills add up to with TWS's
+(:mod:`quanticity.execution.position_store`): after every connect and reconnect, and every
+``ibkr.reconcile_interval_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError
+from ib_insync import IB
 from redis.exceptions import RedisError
 
 from quanticity.agents.deadletter import DeadLetterSink, guarded
 from quanticity.app.context import RoleContext
 from quanticity.execution.ibkr_gateway import IbkrOrderGateway
 from quanticity.execution.order_router import OrderRejectedError, OrderRequest, OrderRouter
+from quanticity.execution.position_store import IbPositions, PositionStore, PositionStoreError
 from quanticity.ibkr.connection_manager import Endpoint, IbkrConnectError, IbkrConnection
 from quanticity.ibkr.pacing import MARKET_DATA, ORDERS, Pacer
 from quanticity.schemas import Fill, OrderEvent, Record
@@ -60,15 +67,19 @@ class ExecutionRole:
         )
         self.topics = {"orders": ctx.topic(app, "orders"), "fills": ctx.topic(app, "fills")}
         self.gateway = IbkrOrderGateway(self.conn, Pacer(ctx.redis(), ctx.metrics.ibkr, cfg.pacing, ORDERS, prefix))
+        ledger = OrderLedger(ctx.redis(), settings.redis.key_prefix)
         self.router = OrderRouter(
             self.gateway,
-            OrderLedger(ctx.redis(), settings.redis.key_prefix),
+            ledger,
             self.publish,
             ctx.metrics.ibkr,
             settings.run_id,
             settings.mode,
         )
         self.gateway.attach(self.router)
+        # Daily positions Parquet next to the ledger's audit export.
+        self.positions = PositionStore(ledger, ctx.metrics.ibkr, settings.embedded.home / "archive" / "ledger")
+        self._reconcile_now = asyncio.Event()
         self.ready = asyncio.Event()
 
     async def publish(self, record: Record) -> None:
@@ -94,10 +105,46 @@ class ExecutionRole:
             except IbkrConnectError as exc:
                 log.error("execution_not_connected_yet", error=str(exc))
         self.ready.set()
+        reconciler = asyncio.create_task(self._reconcile_forever(), name="positions-reconcile")
         try:
             await asyncio.Event().wait()
         finally:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
             await self.conn.stop()
+
+    async def _wake_reconcile(self, ib: IB) -> None:
+        self._reconcile_now.set()  # a restorer: runs after every reconnect
+
+    async def _reconcile_forever(self) -> None:
+        """Load the positions once, then reconcile now, after each reconnect and every interval."""
+        self.conn.set_restorer("positions-reconcile", self._wake_reconcile)
+        broker = IbPositions(self.conn.ib)
+        loaded = False
+        while True:
+            try:
+                if self.conn.is_connected:
+                    if not loaded:
+                        await self.positions.load(self._account())
+                        loaded = True
+                    await self.positions.reconcile(broker)
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive one failed pass; logged and counted
+                self.ctx.metrics.ibkr.error_events.labels("reconcile").inc()
+                log.error("positions_reconcile_failed", error=repr(exc), loaded=loaded)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconcile_now.wait(), self.ctx.settings.current.ibkr.reconcile_interval_s)
+            self._reconcile_now.clear()
+
+    def _account(self) -> str:
+        configured = self.ctx.settings.current.ibkr.account
+        accounts = self.conn.ib.managedAccounts()
+        if configured or accounts:
+            return configured or accounts[0]
+        raise PositionStoreError(
+            "TWS reports no managed account to reconcile positions of",
+            operator_action="set ibkr.account in config/ibkr.yaml",
+        )
 
     async def on_intent(self, event: OrderEvent) -> None:
         await self.ready.wait()

@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -314,6 +315,108 @@ def sim_tws(
         click.echo("stopped")
 
 
+def _host_port(text: str, option: str) -> tuple[str, int]:
+    """``HOST:PORT`` split, or a usage error naming ``option``."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"expected HOST:PORT, got {text!r}", param_hint=option)
+    return host, int(port)
+
+
+@sim.command("tws-record")
+@click.option("--listen-port", type=int, default=7498, show_default=True, help="loopback port clients connect to")
+@click.option("--upstream", required=True, help="HOST:PORT of the TWS / IB Gateway (or `sim tws`) to record")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="the .ibkr file")
+@click.option("--overwrite", is_flag=True, help="replace an existing --out file")
+def sim_tws_record(listen_port: int, upstream: str, out: Path, overwrite: bool) -> None:
+    """Forward TWS API clients to --upstream and record every message to a .ibkr file until Ctrl-C."""
+    from quanticity.simulation.tws.recording import RecordingError, RecordingProxy, serve_recorder
+
+    upstream_host, upstream_port = _host_port(upstream, "--upstream")
+    proxy = RecordingProxy(upstream_host, upstream_port, out, overwrite=overwrite)
+    # Loopback only: the proxy passes orders through to a real account unauthenticated.
+    click.echo(f"recording 127.0.0.1:{listen_port} -> {upstream_host}:{upstream_port} into {out}; Ctrl-C stops it")
+    try:
+        asyncio.run(serve_recorder(proxy, "127.0.0.1", listen_port))
+    except KeyboardInterrupt:
+        pass
+    except RecordingError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: cannot listen on 127.0.0.1:{listen_port}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    click.echo(f"stopped: {proxy.connections} connections, {proxy.records} records in {out}")
+
+
+@sim.command("tws-replay")
+@click.argument("recording", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--port", type=int, default=7497, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="1 = recorded pace, 2 = twice as fast, 0 = as fast as possible",
+)
+@click.option(
+    "--on-divergence",
+    type=click.Choice(["continue", "stop"]),
+    default="continue",
+    show_default=True,
+    help="after a client message that differs from the recording: go on, or close the connection",
+)
+@click.option(
+    "--ignore-field",
+    "ignore_fields",
+    multiple=True,
+    metavar="MSGID:FIELD",
+    help="a client message field allowed to differ (repeatable), e.g. 3:5",
+)
+@click.option("--allow-truncated", is_flag=True, help="accept a recording whose last record was cut off")
+def sim_tws_replay(
+    recording: Path,
+    port: int,
+    host: str,
+    speed: float,
+    on_divergence: Literal["continue", "stop"],
+    ignore_fields: tuple[str, ...],
+    allow_truncated: bool,
+) -> None:
+    """Serve a .ibkr recording to TWS API clients (deterministic replay) until Ctrl-C."""
+    from quanticity.simulation.tws.recording import RecordingError, ReplayServer, serve_replay
+
+    lenient: dict[int, set[int]] = {}
+    for item in ignore_fields:
+        msg_id, _, position = item.partition(":")
+        if not (msg_id.isdigit() and position.isdigit()):
+            raise click.BadParameter(f"expected MSGID:FIELD, got {item!r}", param_hint="--ignore-field")
+        lenient.setdefault(int(msg_id), set()).add(int(position))
+    try:
+        server = ReplayServer(
+            recording,
+            speed=speed,
+            on_divergence=on_divergence,
+            lenient_fields=lenient,
+            allow_truncated=allow_truncated,
+        )
+    except RecordingError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    scripts = len(server.scripts)
+    click.echo(f"replaying {recording} ({scripts} connections, speed {speed:g}) on {host}:{port}; Ctrl-C stops it")
+    try:
+        asyncio.run(serve_replay(server, host, port))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    divergences = len(server.divergences)
+    click.echo(f"stopped: {len(server.reports)} client connections replayed, {divergences} divergences")
+
+
 @cli.group()
 def archive() -> None:
     """The Parquet cold archive: export a day, verify against the manifest, upload."""
@@ -410,6 +513,16 @@ def runtime_install(ctx: click.Context) -> None:
     click.echo(f"broker binary   {broker}")
     click.echo(f"redis stack     {redis_dir}")
     click.echo(f"openssl 1.1     {lib_dir or 'provided by the system'}")
+    # numba compiles the analytics kernels on first use, holding the GIL for tens of seconds
+    # on a fresh machine: do it here, once, into numba's on-disk cache, so the first
+    # `make run` starts its roles without that stall.
+    started = time.monotonic()
+    from quanticity.agents.analytics import warm_kernels
+    from quanticity.agents.analytics_chains import warm_chain_kernels
+
+    warm_kernels()
+    warm_chain_kernels()
+    click.echo(f"analytics       kernels compiled into numba's cache ({time.monotonic() - started:.0f} s)")
 
 
 @cli.group()

@@ -106,19 +106,21 @@ class AccountMonitor:
             log.error("ibkr_no_managed_account", action="set ibkr.account in config/ibkr.yaml")
             return
         self.account = account
+        # A fresh session (reconnect) has no P&L subscriptions; a restore on a live one
+        # (1101) still has them, and ib_insync refuses a second request for the same key.
+        self._pnl_single.clear()
+        if (account, "") not in ib.wrapper.pnlKey2ReqId:
+            ib.reqPnL(account)
         for value in ib.accountValues(account):
             self._on_value(value)
         for position in ib.positions(account):
-            self._on_position(position)
-        ib.reqPnL(account)
-        self._pnl_single.clear()
-        for position in ib.positions(account):
-            self._request_pnl_single(ib, position.contract.conId)
+            self._on_position(position)  # requests each position's P&L once
 
     def _request_pnl_single(self, ib: IB, con_id: int) -> None:
         if con_id and con_id not in self._pnl_single and self.account:
             self._pnl_single.add(con_id)
-            ib.reqPnLSingle(self.account, "", con_id)
+            if (self.account, "", con_id) not in ib.wrapper.pnlSingleKey2ReqId:
+                ib.reqPnLSingle(self.account, "", con_id)
 
     def _queue(self, kind: str, key: str, value: Any) -> None:
         self._pending[(kind, key)] = value  # newest wins

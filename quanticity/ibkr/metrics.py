@@ -118,6 +118,17 @@ class IbkrMetrics:
             "ibkr_account_value", "Account values (USD): net liquidation, cash, buying power…", ["key"], registry=r
         )
         self.pnl = Gauge("ibkr_pnl", "Account P&L (USD) from reqPnL: daily, unrealized, realized", ["kind"], registry=r)
+        self.position_mismatches = Gauge(
+            "ibkr_position_mismatches",
+            "Contracts whose ledger and broker quantities differed at the last position reconciliation",
+            registry=r,
+        )
+        self.position_reconciliations = Counter(
+            "ibkr_position_reconciliations",
+            "Position reconciliations, by result (ok, mismatch)",
+            ["result"],
+            registry=r,
+        )
 
     # The shared Redis limiter records through these names (quanticity.data_ingestion.rate_limiter).
     @property

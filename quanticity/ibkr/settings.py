@@ -153,6 +153,9 @@ class IbkrSettings(_Section):
     options: OptionSelection = Field(default_factory=OptionSelection)
     depth: DepthSettings = Field(default_factory=DepthSettings)
     quote_coalesce_ms: int = Field(default=100, ge=0, le=10000, description="at most one record per ticker per")
+    reconcile_interval_s: float = Field(
+        default=60.0, gt=0, le=3600, description="execution role: ledger positions vs the broker's, every"
+    )
     simulator: TwsSimulatorSettings = Field(default_factory=TwsSimulatorSettings)
 
     @field_validator("underlyings", "tick_by_tick", "realtime_bars")

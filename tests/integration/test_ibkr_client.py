@@ -14,22 +14,26 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from ib_insync import MarketOrder
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from quanticity.execution.ibkr_gateway import IbkrOrderGateway
 from quanticity.execution.order_router import OrderAck, OrderRequest, OrderRouter
+from quanticity.ibkr.account import AccountMonitor
 from quanticity.ibkr.connection_manager import CONNECTED, Endpoint, IbkrConnection
 from quanticity.ibkr.contracts import qualify, underlying_contract
 from quanticity.ibkr.market_data import MarketDataFeed, RecordStamp
 from quanticity.ibkr.market_depth import DepthRotator
 from quanticity.ibkr.metrics import IbkrMetrics
 from quanticity.ibkr.settings import DepthSettings, IbkrSettings
+from quanticity.observability.metrics import Metrics
 from quanticity.schemas import DepthSnapshot, Fill, OrderEvent, Record, UnderlyingQuote
 from quanticity.simulation.market import SimulatedMarket
 from quanticity.simulation.tws.config import TwsSimConfig
 from quanticity.simulation.tws.server import TwsSimulator
 from quanticity.storage.ibkr_events import OrderLedger
+from quanticity.storage.redis_timeseries import TimeSeriesWriter
 from tests.conftest import Stack, unique
 
 pytestmark = pytest.mark.integration
@@ -180,4 +184,47 @@ async def test_router_fills_once_per_signal(tws: tuple[TwsSimulator, int], stack
     finally:
         await router.close()
         await conn.stop()
+        await redis.aclose()
+
+
+async def test_account_monitor_starts_and_reconnects_with_open_positions(
+    tws: tuple[TwsSimulator, int], stack: Stack
+) -> None:
+    # Positions exist before the monitor starts (a restart of the ingest role mid-day); its
+    # restorer runs at start, after a reconnect, and on a live session (1101) without
+    # asking ib_insync twice for the same P&L subscription.
+    sim, port = tws
+    trader, _ = _connection(port, 131, "execution")
+    conn, metrics = _connection(port, 132)
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique("acct") + ":"
+    monitor = AccountMonitor(conn, TimeSeriesWriter(redis, Metrics(), prefix), metrics)
+    await trader.start()
+    await conn.start()
+    try:
+        await trader.wait_connected(10)
+        for symbol in ("SPY", "QQQ"):
+            (contract,) = await qualify(trader.ib, [underlying_contract(symbol)])
+            trade = trader.ib.placeOrder(contract, MarketOrder("BUY", 3))
+            await _until(lambda trade=trade: trade.orderStatus.status == "Filled", 10, f"{symbol} filled")
+        await conn.wait_connected(10)
+        await _until(lambda: len(conn.ib.positions()) >= 2, 10, "positions known to the monitor's session")
+        await monitor.start()
+        account = monitor.account or ""
+        await _until(lambda: len(conn.ib.pnlSingle(account)) == 2, 10, "one P&L subscription per position")
+        await monitor._restore(conn.ib)  # a restore on the live session (TWS said 1101)
+        assert len(conn.ib.pnlSingle(account)) == 2 and len(conn.ib.pnl(account)) == 1
+        assert sim.drop_connections() >= 2
+        await _until(lambda: _metric(metrics, "ibkr_reconnects_total", role="ingest-ibkr") == 1, 10, "reconnect")
+        await _until(lambda: len(conn.ib.pnlSingle(account)) == 2, 10, "P&L subscriptions back after the reconnect")
+        assert _metric(metrics, "ibkr_error_events_total", code="resubscribe") == 0
+        for _ in range(50):
+            if len(await redis.hgetall(f"{prefix}positions:{account}")) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len(await redis.hgetall(f"{prefix}positions:{account}")) == 2
+    finally:
+        await monitor.stop()
+        await conn.stop()
+        await trader.stop()
         await redis.aclose()
