@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from ib_insync import Contract
 
 from quanticity.app.context import RoleContext
@@ -39,6 +40,7 @@ from quanticity.ibkr.market_depth import DepthRotator
 from quanticity.ibkr.pacing import MARKET_DATA, Pacer
 from quanticity.ibkr.settings import IbkrSettings
 from quanticity.schemas import AuctionState, Bar, DepthSnapshot, OptionQuote, Record, Tick, UnderlyingQuote
+from quanticity.schemas.codec import encode_record
 from quanticity.storage.redis_timeseries import TimeSeriesWriter
 
 log = structlog.get_logger(__name__)
@@ -81,7 +83,13 @@ class IbkrIngest:
         )
         self.stamp = RecordStamp(settings.run_id, settings.mode)
         self.queue: asyncio.Queue[Record] = asyncio.Queue()
-        self.topics = {name: ctx.topic(app, name) for name in set(TOPIC_OF.values())}
+        # Records go to the app's producer directly, not through ``faust.Topic.send``: that path
+        # yields to the event loop three times per record (mode's ``stampede`` around
+        # ``producer.maybe_start``), so under load every record waited behind several socket
+        # reads of market data and the producer never saw more than one record to batch
+        # (bench/ibkr_events.py). Same bytes (the ``quanticity`` codec), key and partitioner.
+        self.topic_names = {name: ctx.registry.broker_name(name) for name in set(TOPIC_OF.values())}
+        self.producer: Any = None  # the app's producer, started by the publisher
         self.feed = MarketDataFeed(
             self.conn,
             self.queue.put_nowait,
@@ -205,26 +213,49 @@ class IbkrIngest:
     async def _publish_forever(self) -> None:
         produced = self.ctx.metrics.topic_produced
         ingested = self.ctx.metrics.ingest_records
+        self.producer = await self.app.maybe_start_producer()
+        produced_to: dict[str, Any] = {}  # labelled metric children, looked up once per label value
+        ingested_as: dict[str, Any] = {}
         while True:
             batch = [await self.queue.get()]
             while len(batch) < _PUBLISH_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            pending = []
+            # Hand the whole batch to the producer first (each send returns once the record is
+            # buffered), then wait for the acknowledgements in order: the batch's records are
+            # in flight together instead of one broker round trip each.
+            pending: list[tuple[Record, str, Awaitable[Any] | Exception]] = []
             for record in batch:
                 topic = TOPIC_OF[type(record)]
-                pending.append((record, topic, self.topics[topic].send(key=record.key.encode(), value=record)))
-            for record, topic, send in pending:
-                await self._confirm(record, topic, send)
-                produced.labels(topic=topic).inc()
-                ingested.labels(source="ibkr", kind=record.type).inc()
+                pending.append((record, topic, await self._send(record, topic)))
+            for record, topic, ack in pending:
+                await self._confirm(record, topic, ack)
+                if topic not in produced_to:
+                    produced_to[topic] = produced.labels(topic=topic)
+                if record.type not in ingested_as:
+                    ingested_as[record.type] = ingested.labels(source="ibkr", kind=record.type)
+                produced_to[topic].inc()
+                ingested_as[record.type].inc()
 
-    async def _confirm(self, record: Record, topic: str, send: Any) -> None:
+    async def _send(self, record: Record, topic: str) -> Awaitable[Any] | Exception:
+        """Buffer ``record`` in the producer: the future of its acknowledgement, or why it could not be buffered."""
+        try:
+            ack: Awaitable[Any] = await self.producer.send(
+                self.topic_names[topic], record.key.encode(), encode_record(record), None, None, None
+            )
+        except (TimeoutError, KafkaError, ProducerSendError, OSError) as exc:
+            # Faust wraps a KafkaError raised while buffering in ProducerSendError.
+            return exc
+        return ack
+
+    async def _confirm(self, record: Record, topic: str, ack: Awaitable[Any] | Exception) -> None:
         delay = 0.2
         while True:
             try:
-                await (await send)
+                if isinstance(ack, Exception):
+                    raise ack
+                await ack
                 return
-            except (TimeoutError, KafkaError, OSError) as exc:
+            except (TimeoutError, KafkaError, ProducerSendError, OSError) as exc:
                 self.ctx.metrics.ingest_failures.labels(source="ibkr", reason="broker").inc()
                 self.ctx.metrics.broker_errors.labels(kind="produce").inc()
                 log.error(
@@ -237,7 +268,7 @@ class IbkrIngest:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                send = self.topics[topic].send(key=record.key.encode(), value=record)
+                ack = await self._send(record, topic)
 
 
 def install(app: Any, ctx: RoleContext, role: str) -> None:

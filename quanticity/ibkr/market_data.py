@@ -13,15 +13,17 @@ line, ``ibkr_market_data_downgrades_total{code}`` and ``ibkr_market_data_type{sy
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import structlog
 from ib_insync import IB, Contract, TickByTickAllLast, TickByTickBidAsk, Ticker
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from quanticity.ibkr.connection_manager import IbkrConnection
@@ -73,6 +75,12 @@ class RecordStamp:
             "run_id": self.run_id,
             "mode": self.mode,
         }
+
+
+@functools.lru_cache(maxsize=4096)
+def _expiry(text: str) -> date:
+    # strptime costs more than the rest of an option record together: parse each expiry once.
+    return parse_expiry(text)
 
 
 def _event_time(ticker: Ticker) -> datetime:
@@ -152,7 +160,7 @@ def option_quote(ticker: Ticker, stamp: RecordStamp) -> OptionQuote | None:
     rid = stable_id("ibkr-opt", contract.conId, when.timestamp(), bid, ask, last, iv)
     return OptionQuote(
         symbol=contract.symbol,
-        expiry=parse_expiry(contract.lastTradeDateOrContractMonth),
+        expiry=_expiry(contract.lastTradeDateOrContractMonth),
         strike=float(contract.strike),
         right="C" if contract.right.startswith("C") else "P",
         contract_id=contract.conId or None,
@@ -266,6 +274,7 @@ class MarketDataFeed:
         self._lines: dict[int, _Line] = {}  # conId → line
         self._delayed: set[int] = set()
         self._bar_symbols: set[str] = set()
+        self._kind_metrics: dict[str, tuple[Counter, Histogram]] = {}  # labelled children, looked up once
         self.records = 0
         conn.ib.pendingTickersEvent += self._on_tickers
         conn.add_error_listener(self._on_error)
@@ -320,8 +329,14 @@ class MarketDataFeed:
             return
         self.emit(record)
         self.records += 1
-        self.metrics.events.labels(kind).inc()
-        self.metrics.event_latency_ms.labels(kind).observe((time.perf_counter() - received) * 1000.0)
+        metrics = self._kind_metrics.get(kind)
+        if metrics is None:
+            metrics = self._kind_metrics[kind] = (
+                self.metrics.events.labels(kind),
+                self.metrics.event_latency_ms.labels(kind),
+            )
+        metrics[0].inc()
+        metrics[1].observe((time.perf_counter() - received) * 1000.0)
 
     def _on_tickers(self, tickers: Iterable[Ticker]) -> None:
         received = time.perf_counter()
