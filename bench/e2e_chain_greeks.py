@@ -41,21 +41,19 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from bench.common import ROOT, embedded_runtime
 from quanticity.agents import analytics
 from quanticity.analytics import compute_greeks
 from quanticity.app.platform import Platform
 from quanticity.app.roles import RoleSpec, role
 from quanticity.observability.metrics import Metrics
 from quanticity.runtime.embedded import EmbeddedRuntime
-from quanticity.runtime.process import free_loopback_port
 from quanticity.schemas import OptionChainSnapshot, utc_now
 from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings, SettingsHolder, load_settings
-from quanticity.settings.model import EmbeddedSettings
 from quanticity.topology.broker_profile import producer_options
 from quanticity.topology.registry import TopicRegistry
 
-ROOT = Path(__file__).resolve().parent.parent
 ANALYTICS_ROLE = RoleSpec("analytics", "Greeks and analytics kernels", analytics.install)
 CONTRACTS = 10_000
 SPOT, RATE = 600.0, 0.043
@@ -117,13 +115,7 @@ def describe(name: str, values_ms: list[float]) -> str:
 
 async def run(snapshots: int, every_s: float, layout: str, load: bool) -> None:
     with tempfile.TemporaryDirectory() as home:
-        embedded = EmbeddedSettings(
-            kafka_port=free_loopback_port(),
-            redis_port=free_loopback_port(),
-            home=Path(home),
-            openssl_dir=ROOT / ".quanticity" / "openssl1.1",
-        )
-        runtime = EmbeddedRuntime(embedded, Metrics(), with_broker=True, with_redis=True)
+        runtime = embedded_runtime(Path(home), with_broker=True)
         await runtime.start(watch=False)
         try:
             await measure(runtime, Path(home), snapshots, every_s, layout, load)

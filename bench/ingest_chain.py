@@ -38,20 +38,17 @@ from pathlib import Path
 import orjson
 from redis.asyncio import Redis
 
+from bench.common import embedded_runtime
 from quanticity.data_ingestion.normalizer import NormalizeContext, normalize
 from quanticity.observability.metrics import Metrics
-from quanticity.runtime.embedded import EmbeddedRuntime
-from quanticity.runtime.process import free_loopback_port
 from quanticity.schemas import OptionChainSnapshot
 from quanticity.schemas.codec import decode_record, encode_record
-from quanticity.settings.model import EmbeddedSettings
 from quanticity.simulation.alphavantage import formats
 from quanticity.simulation.market import SimulatedMarket
 from quanticity.storage.option_store import OptionChainStore, chain_series, days_to_expiry
 from quanticity.storage.redis_timeseries import SeriesSpec, TimeSeriesWriter
 from quanticity.topology.registry import TopicRegistry
 
-ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)  # a Tuesday, 10:30 New York: mid-session
 CADENCE = timedelta(seconds=12)
 WARM_UPS = 2  # series creation and first-use paths
@@ -134,13 +131,7 @@ async def run(iterations: int) -> None:
     )
     models = TopicRegistry().spec("quotes").models
     with tempfile.TemporaryDirectory() as home:
-        settings = EmbeddedSettings(
-            kafka_port=free_loopback_port(),
-            redis_port=free_loopback_port(),
-            home=Path(home),
-            openssl_dir=ROOT / ".quanticity" / "openssl1.1",
-        )
-        runtime = EmbeddedRuntime(settings, Metrics(), with_broker=False, with_redis=True)
+        runtime = embedded_runtime(Path(home), with_broker=False)
         await runtime.start(watch=False)
         redis = Redis.from_url(runtime.redis_url)
         try:

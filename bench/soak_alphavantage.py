@@ -61,6 +61,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from bench.common import ROOT, embedded_runtime
 from quanticity.agents.ingest_av import TOPIC_OF, DeltaFilter
 from quanticity.data_ingestion.alphavantage_rest import AlphaVantageClient
 from quanticity.data_ingestion.av_metrics import AlphaVantageMetrics
@@ -71,7 +72,6 @@ from quanticity.data_ingestion.rate_limiter import Bucket, RateLimiter, RateLimi
 from quanticity.data_ingestion.stream_scheduler import Call, Plan, StreamScheduler, build_plan
 from quanticity.errors import RecordDecodeError
 from quanticity.observability.metrics import Metrics
-from quanticity.runtime.embedded import EmbeddedRuntime
 from quanticity.runtime.process import free_loopback_port
 from quanticity.schemas import (
     Bar,
@@ -84,7 +84,6 @@ from quanticity.schemas import (
 )
 from quanticity.schemas.codec import decode_record, encode_record
 from quanticity.settings import load_settings
-from quanticity.settings.model import EmbeddedSettings
 from quanticity.simulation.alphavantage import STATE, FaultRule, SimulatorConfig, serve
 from quanticity.simulation.alphavantage.reference_data import MACRO_FUNCTIONS
 from quanticity.simulation.market import SimulatedMarket
@@ -96,7 +95,6 @@ from quanticity.storage.quote_store import UnderlyingQuoteStore, quote_samples
 from quanticity.storage.redis_timeseries import MaddResult, SeriesSpec, TimeSeriesWriter
 from quanticity.topology.registry import TopicRegistry
 
-ROOT = Path(__file__).resolve().parent.parent
 #: A Monday, 09:00 New York: a whole trading day, the night backfills and the next morning.
 DEFAULT_START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 API_KEY = "SOAKKEY123"  # the simulator's only key (any string works for a local simulator)
@@ -653,17 +651,7 @@ async def run(options: SoakOptions, out: Callable[[str], None] = print) -> SoakR
     wall_started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="soak-av-") as tmp:
         home = options.home or Path(tmp)
-        runtime = EmbeddedRuntime(
-            EmbeddedSettings(
-                kafka_port=free_loopback_port(),
-                redis_port=free_loopback_port(),
-                home=home / "embedded",
-                openssl_dir=ROOT / ".quanticity" / "openssl1.1",
-            ),
-            Metrics(),
-            with_broker=False,
-            with_redis=True,
-        )
+        runtime = embedded_runtime(home / "embedded", with_broker=False)
         simulator = SimulatorProcess(options, home, symbols)
         redis: Redis | None = None
         simulator_stats: dict[str, Any] = {}

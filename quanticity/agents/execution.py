@@ -25,7 +25,8 @@ from quanticity.agents.deadletter import DeadLetterSink, guarded
 from quanticity.app.context import RoleContext
 from quanticity.execution.ibkr_gateway import IbkrOrderGateway
 from quanticity.execution.order_router import OrderRejectedError, OrderRequest, OrderRouter
-from quanticity.execution.position_store import IbPositions, PositionStore, PositionStoreError
+from quanticity.execution.position_store import IbPositions, PositionStore
+from quanticity.execution.positions import PositionStoreError
 from quanticity.ibkr.connection_manager import Endpoint, IbkrConnectError, IbkrConnection
 from quanticity.ibkr.pacing import MARKET_DATA, ORDERS, Pacer
 from quanticity.schemas import Fill, OrderEvent, Record

@@ -205,10 +205,15 @@ class IbkrIngest:
 
     async def _flush_forever(self) -> None:
         interval = max(self.cfg.quote_coalesce_ms / 1000.0, 0.05)
+        next_bars = 0.0
         while True:
             await asyncio.sleep(interval)
             if self.cfg.quote_coalesce_ms:
                 self.feed.flush_dirty()
+            now = time.monotonic()
+            if now >= next_bars:  # trade-built 5 s bars of quiet symbols close on time
+                next_bars = now + 1.0
+                self.feed.close_trade_bars()
 
     async def _publish_forever(self) -> None:
         produced = self.ctx.metrics.topic_produced

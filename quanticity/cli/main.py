@@ -330,7 +330,8 @@ def _host_port(text: str, option: str) -> tuple[str, int]:
 @click.option("--overwrite", is_flag=True, help="replace an existing --out file")
 def sim_tws_record(listen_port: int, upstream: str, out: Path, overwrite: bool) -> None:
     """Forward TWS API clients to --upstream and record every message to a .ibkr file until Ctrl-C."""
-    from quanticity.simulation.tws.recording import RecordingError, RecordingProxy, serve_recorder
+    from quanticity.simulation.tws.recording import RecordingError
+    from quanticity.simulation.tws.recording_proxy import RecordingProxy, serve_recorder
 
     upstream_host, upstream_port = _host_port(upstream, "--upstream")
     proxy = RecordingProxy(upstream_host, upstream_port, out, overwrite=overwrite)
@@ -385,7 +386,8 @@ def sim_tws_replay(
     allow_truncated: bool,
 ) -> None:
     """Serve a .ibkr recording to TWS API clients (deterministic replay) until Ctrl-C."""
-    from quanticity.simulation.tws.recording import RecordingError, ReplayServer, serve_replay
+    from quanticity.simulation.tws.recording import RecordingError
+    from quanticity.simulation.tws.replay import ReplayServer, serve_replay
 
     lenient: dict[int, set[int]] = {}
     for item in ignore_fields:

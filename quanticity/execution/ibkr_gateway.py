@@ -1,19 +1,30 @@
 """The IBKR order venue: placement and cancel through ib_insync, paced, keyed by ``orderRef``.
 
-The idempotency token travels as the order's ``orderRef``, so after a reconnect (when
-ib_insync rebuilds its trades from TWS's open orders and executions) every status change
-and execution still maps to our order. Placements wait for the shared Redis pacing budget
-(``ibkr.pacing.orders_per_s``, metered in ``ibkr_pacing_wait_seconds{kind="orders"}``).
+The idempotency token travels as the order's ``orderRef``, so every status change and
+execution maps to our order, live or replayed. ib_insync replays the executions and
+completed orders of a reconnect without emitting events, so after every connect the
+gateway syncs: it asks TWS for today's executions and completed orders and hands each one
+of ours, with the open orders' statuses, to the router (which counts each execution once
+and ignores statuses it already has). Fills, cancels and DAY expiries that happened while
+the socket was down, or while this process was not running, reach the ledger that way.
+
+Placements wait for the shared Redis pacing budget (``ibkr.pacing.orders_per_s``, metered
+in ``ibkr_pacing_wait_seconds{kind="orders"}``). Qualification waits at most
+``ibkr.request_timeout_s`` and is cached per contract, so an order never waits on an
+answer a dead socket will not give.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
-from ib_insync import Contract, LimitOrder, MarketOrder, Option, Stock, Trade
+from ib_insync import IB, Contract, Fill, LimitOrder, MarketOrder, Option, Stock, Trade
+from ib_insync.util import UNSET_DOUBLE
+from redis.exceptions import RedisError
 
 from quanticity.execution.order_router import OrderRejectedError, OrderRequest, OrderRouter
 from quanticity.ibkr.connection_manager import IbkrConnection
@@ -21,6 +32,8 @@ from quanticity.ibkr.contracts import ContractError, qualify, underlying_contrac
 from quanticity.ibkr.pacing import Pace, no_pacing
 
 log = structlog.get_logger(__name__)
+
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 def order_contract(request: OrderRequest) -> Contract:
@@ -55,13 +68,46 @@ class IbkrOrderGateway:
         self.pace_orders = pace_orders
         self.router: OrderRouter | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._qualified: dict[tuple[Any, ...], Contract] = {}
 
     def attach(self, router: OrderRouter) -> None:
-        """Route TWS order callbacks to ``router``."""
+        """Route TWS order callbacks to ``router``; sync the order state after every connect."""
         self.router = router
         ib = self.conn.ib
         ib.orderStatusEvent += self._on_status
         ib.execDetailsEvent += self._on_exec
+        self.conn.set_restorer("orders-sync", self.sync)
+
+    async def sync(self, ib: IB) -> None:
+        """Hand the router TWS's view of our orders: executions, then final and open statuses.
+
+        Runs as a restorer after every connect (the first one too: orders may have filled
+        while the process was down). A ledger that cannot be reached is logged and counted;
+        the next connect syncs again.
+        """
+        router = self.router
+        if router is None:
+            return
+        timeout = self.conn.settings.request_timeout_s
+        fills: list[Fill] = await asyncio.wait_for(ib.reqExecutionsAsync(), timeout)
+        await self.conn.pace(1)
+        completed: list[Trade] = await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=True), timeout)
+        known: set[str] = set()
+        try:
+            for fill in fills:
+                if fill.execution.orderRef:
+                    known.add(fill.execution.orderRef)
+                    await self._apply_exec(router, fill.execution.orderRef, fill)
+            for trade in [*completed, *ib.openTrades()]:
+                if trade.order.orderRef:
+                    known.add(trade.order.orderRef)
+                    await self._apply_status(router, trade)
+            unknown = await router.settle_unknown(known, datetime.now(NEW_YORK).date())
+        except RedisError as exc:
+            self.conn.metrics.error_events.labels("order_sync").inc()
+            log.error("order_sync_failed", error=repr(exc), action="the next reconnect syncs again")
+            return
+        log.info("orders_synced", executions=len(fills), completed=len(completed), ours=len(known), unknown=unknown)
 
     async def place(self, request: OrderRequest, token: str) -> int:
         """Place ``request`` with ``orderRef=token``; returns TWS's order id.
@@ -73,11 +119,7 @@ class IbkrOrderGateway:
             raise OrderRejectedError(
                 f"order {token}: not connected to TWS", operator_action="check the execution role's TWS connection"
             )
-        contract = order_contract(request)
-        try:
-            await qualify(self.conn.ib, [contract], self.conn.pace)
-        except ContractError as exc:
-            raise OrderRejectedError(f"order {token}: {exc.message}") from exc
+        contract = await self._qualify(order_contract(request), token)
         action = "BUY" if request.side == "buy" else "SELL"
         order: MarketOrder | LimitOrder
         if request.limit_price is None:
@@ -89,6 +131,38 @@ class IbkrOrderGateway:
         await self.pace_orders(1)
         trade = self.conn.ib.placeOrder(contract, order)
         return int(trade.order.orderId)
+
+    async def _qualify(self, contract: Contract, token: str) -> Contract:
+        """``contract`` with its conId, from the cache or TWS (at most ``request_timeout_s``)."""
+        key = (
+            contract.secType,
+            contract.symbol,
+            contract.lastTradeDateOrContractMonth,
+            contract.strike,
+            contract.right,
+            contract.exchange,
+            contract.tradingClass,
+        )
+        cached = self._qualified.get(key)
+        if cached is not None:
+            return cached
+        timeout = self.conn.settings.request_timeout_s
+        try:
+            await asyncio.wait_for(qualify(self.conn.ib, [contract], self.conn.pace), timeout)
+        except ContractError as exc:
+            raise OrderRejectedError(f"order {token}: {exc.message}") from exc
+        except TimeoutError:
+            raise OrderRejectedError(
+                f"order {token}: TWS did not qualify {contract.secType} {contract.symbol} within {timeout:g} s",
+                operator_action="check the execution role's TWS connection (ibkr_connection_state)",
+            ) from None
+        except ConnectionError as exc:
+            raise OrderRejectedError(
+                f"order {token}: the TWS connection broke while qualifying {contract.symbol}: {exc}",
+                operator_action="the order was not placed; submit the signal again once reconnected",
+            ) from exc
+        self._qualified[key] = contract
+        return contract
 
     async def find(self, token: str) -> int | None:
         """TWS's order id of an order with ``orderRef == token`` (open, done, or filled today)."""
@@ -127,17 +201,26 @@ class IbkrOrderGateway:
     def _on_status(self, trade: Trade) -> None:
         if self.router is None or not trade.order.orderRef:
             return
-        status = trade.orderStatus
-        self._spawn(
-            self.router.on_status(trade.order.orderRef, status.status, status.filled, status.avgFillPrice), "status"
-        )
+        self._spawn(self._apply_status(self.router, trade), "status")
 
-    def _on_exec(self, trade: Trade, fill: Any) -> None:
+    def _on_exec(self, trade: Trade, fill: Fill) -> None:
         if self.router is None:
             return
         ref = trade.order.orderRef or fill.execution.orderRef
         if not ref:
             return
+        self._spawn(self._apply_exec(self.router, ref, fill), "fill")
+
+    @staticmethod
+    async def _apply_status(router: OrderRouter, trade: Trade) -> None:
+        status = trade.orderStatus
+        filled = status.filled
+        if not filled and trade.order.filledQuantity not in (None, UNSET_DOUBLE):
+            filled = trade.order.filledQuantity  # a completed order carries its fill on the order
+        await router.on_status(trade.order.orderRef, status.status, filled, status.avgFillPrice)
+
+    @staticmethod
+    async def _apply_exec(router: OrderRouter, ref: str, fill: Fill) -> None:
         execution = fill.execution
         when = execution.time if execution.time.tzinfo else execution.time.replace(tzinfo=UTC)
-        self._spawn(self.router.on_fill(ref, execution.execId, execution.shares, execution.price, when), "fill")
+        await router.on_fill(ref, execution.execId, execution.shares, execution.price, when)

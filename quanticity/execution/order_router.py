@@ -254,6 +254,38 @@ class OrderRouter:
             avg_price=Decimal(avg) if avg else None,
         )
 
+    async def settle_unknown(self, known_tokens: set[str], today: date) -> list[str]:
+        """Close open orders the broker does not know after a full sync; returns their ids.
+
+        ``known_tokens`` are the tokens of every order the broker reported (open, completed,
+        or with executions). An open order of ours with a broker id that is not among them
+        never reached the broker (sent as the connection broke: ``rejected``) or expired on
+        an earlier day while we were away (``cancelled``). Orders claimed but not yet placed
+        are left to their submission.
+        """
+        settled = []
+        for order_id in await self.ledger.open_orders():
+            order = await self.ledger.load(order_id)
+            token = order.get("token", order_id)
+            if not order.get("broker_order_id") or token in known_tokens or order.get("status") in DONE:
+                continue
+            created = order.get("created", "")
+            earlier_day = bool(created) and datetime.fromisoformat(created).date() < today
+            status: Status = "cancelled" if earlier_day else "rejected"
+            reason = (
+                "expired: a DAY order of an earlier session that TWS no longer reports"
+                if earlier_day
+                else "lost: TWS does not know this order after the reconnect (it was sent as the connection "
+                "broke); nothing was placed, submit a new signal to trade it"
+            )
+            await self.ledger.update(order_id, status=status, reason=reason)
+            self.metrics.error_events.labels("order_unknown_to_tws").inc()
+            log.error("order_unknown_to_tws", order_id=order_id, status=status, reason=reason)
+            await self._publish_event_from(order, order_id, status)
+            self._ack(OrderAck(order_id, token, status, _int(order.get("broker_order_id")), reason=reason))
+            settled.append(order_id)
+        return settled
+
     # ------------------------------------------------------------------ broker callbacks
     async def on_status(self, token: str, tws_status: str, filled: float, avg_price: float) -> None:
         """A status change from the broker for the order carrying ``token``."""

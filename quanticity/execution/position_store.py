@@ -36,10 +36,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -50,7 +50,19 @@ import structlog
 from ib_insync import IB
 from redis.asyncio import Redis
 
-from quanticity.errors import QuanticityError
+from quanticity.execution.positions import (
+    BrokerPosition,
+    ContractKey,
+    LedgerFill,
+    Position,
+    PositionBook,
+    PositionStoreError,
+    Reconciliation,
+    as_text,
+    compare,
+    parse_decimal,
+    ready_fills,
+)
 from quanticity.ibkr.metrics import IbkrMetrics
 from quanticity.storage.archive import sha256_of
 from quanticity.storage.ibkr_events import OrderLedger
@@ -61,380 +73,10 @@ SCHEMA_VERSION: Final = 1
 META_FIELD: Final = "_meta"
 RECONCILE_FIELD: Final = "_reconcile"
 PARQUET_META_KEY: Final = b"quanticity.positions"
-_ZERO: Final = Decimal(0)
 _DAY_STREAM = re.compile(r"fills:(\d{8})$")
 _PARQUET_NAME = re.compile(r"positions-(\d{8})\.parquet$")
 _PAGE = 1000
 _ORDER_CACHE_LIMIT = 10_000
-# The broker's average cost travels as a float: differences below this are representation noise.
-_COST_TOLERANCE = Decimal("0.0001")
-
-
-class PositionStoreError(QuanticityError):
-    """A snapshot, archive file or ledger entry the position store cannot use."""
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _decimal(value: Any, what: str) -> Decimal:
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise PositionStoreError(f"{what}: {value!r} is not a number") from None
-    if not number.is_finite():
-        raise PositionStoreError(f"{what}: {value!r} is not a finite number")
-    return number
-
-
-def _plain(number: Decimal) -> str:
-    """``Decimal`` → text without exponent or trailing zeros (``450``, ``452.5``)."""
-    text = f"{number.normalize():f}"
-    return "0" if text in ("-0", "") else text
-
-
-# --------------------------------------------------------------------------- contracts
-@dataclass(frozen=True, order=True)
-class ContractKey:
-    """What a position is held in, the same whichever side (ledger or broker) names it.
-
-    Attributes:
-        symbol: the underlying symbol (``SPX`` for SPXW options too).
-        sec_type: ``STK``, ``OPT``…
-        expiry: ``YYYYMMDD`` for options, else None.
-        strike: the strike for options, else None.
-        right: ``C`` or ``P`` for options, else None.
-    """
-
-    symbol: str
-    sec_type: str = "STK"
-    expiry: str | None = None
-    strike: Decimal | None = None
-    right: str | None = None
-
-    @classmethod
-    def of(
-        cls, symbol: str, sec_type: str | None, expiry: Any = None, strike: Any = None, right: Any = None
-    ) -> ContractKey:
-        """A normalized key; option fields are dropped for non-options.
-
-        Raises:
-            PositionStoreError: no symbol, or an option without expiry, strike or right.
-        """
-        kind = (sec_type or "STK").upper()
-        if not symbol:
-            raise PositionStoreError(f"a {kind} contract without a symbol")
-        if kind not in ("OPT", "FOP"):
-            return cls(symbol.upper(), kind)
-        expiry_text = str(expiry or "").replace("-", "")[:8]
-        right_text = str(right or "")[:1].upper()
-        if len(expiry_text) != 8 or not strike or right_text not in ("C", "P"):
-            raise PositionStoreError(
-                f"option {symbol}: needs expiry, strike and right, got {expiry!r}, {strike!r}, {right!r}"
-            )
-        return cls(symbol.upper(), kind, expiry_text, _decimal(strike, f"{symbol} strike").normalize(), right_text)
-
-    @classmethod
-    def from_contract(cls, contract: Any) -> ContractKey:
-        """The key of an ``ib_insync`` contract (a position's or an execution's)."""
-        return cls.of(
-            contract.symbol, contract.secType, contract.lastTradeDateOrContractMonth, contract.strike, contract.right
-        )
-
-    @classmethod
-    def from_order(cls, order: Mapping[str, str]) -> ContractKey:
-        """The key of an ``orders:{id}`` hash (symbol, sec_type, expiry ISO date, strike, right)."""
-        return cls.of(
-            order.get("symbol", ""), order.get("sec_type"), order.get("expiry"), order.get("strike"), order.get("right")
-        )
-
-    @property
-    def text(self) -> str:
-        """``SPY:STK`` or ``SPX:OPT:20260116:5000:C``: the field name in snapshots and logs."""
-        if self.strike is None:
-            return f"{self.symbol}:{self.sec_type}"
-        return f"{self.symbol}:{self.sec_type}:{self.expiry}:{_plain(self.strike)}:{self.right}"
-
-    @property
-    def multiplier(self) -> Decimal:
-        """Units per contract: 100 for equity and index options, 1 otherwise."""
-        return Decimal(100) if self.sec_type == "OPT" else Decimal(1)
-
-    def fields(self) -> dict[str, str | None]:
-        """The key as plain JSON fields."""
-        return {
-            "symbol": self.symbol,
-            "sec_type": self.sec_type,
-            "expiry": self.expiry,
-            "strike": None if self.strike is None else _plain(self.strike),
-            "right": self.right,
-        }
-
-
-# --------------------------------------------------------------------------- position math
-@dataclass(frozen=True)
-class Position:
-    """One account's holding of one contract, on IB's conventions.
-
-    Attributes:
-        quantity: signed (short < 0).
-        avg_cost: per unit, multiplier included, commissions folded in (added for a long,
-            subtracted for a short); 0 when flat.
-        realized_pnl: closed P&L net of the commissions of the closing part.
-        commissions: every commission paid on this contract.
-        fills: executions folded in.
-    """
-
-    key: ContractKey
-    quantity: int = 0
-    avg_cost: Decimal = _ZERO
-    realized_pnl: Decimal = _ZERO
-    commissions: Decimal = _ZERO
-    fills: int = 0
-
-    def apply(self, quantity: int, price: Decimal, commission: Decimal = _ZERO) -> Position:
-        """The position after one execution of ``quantity`` (+ bought, - sold) at ``price``.
-
-        Raises:
-            ValueError: a zero quantity, a non-positive price or a negative commission.
-        """
-        if quantity == 0:
-            raise ValueError(f"{self.key.text}: an execution of zero quantity")
-        if price <= 0:
-            raise ValueError(f"{self.key.text}: execution price must be positive, got {price}")
-        if commission < 0:
-            raise ValueError(f"{self.key.text}: commission must not be negative, got {commission}")
-        unit = price * self.key.multiplier
-        held, traded = self.quantity, quantity
-        after = held + traded
-        avg, realized = self.avg_cost, self.realized_pnl
-        if held == 0 or (held > 0) == (traded > 0):  # opening or adding
-            cost = abs(held) * avg + abs(traded) * unit + (commission if after > 0 else -commission)
-            avg = cost / abs(after)
-        else:  # reducing, closing, or through zero
-            closed = min(abs(traded), abs(held))
-            fee_closed = commission * closed / abs(traded)
-            realized += closed * ((unit - avg) if held > 0 else (avg - unit)) - fee_closed
-            if abs(traded) > abs(held):
-                rest = abs(traded) - closed
-                avg = unit + (commission - fee_closed) / rest * (1 if after > 0 else -1)
-            elif after == 0:
-                avg = _ZERO
-        return replace(
-            self,
-            quantity=after,
-            avg_cost=avg,
-            realized_pnl=realized,
-            commissions=self.commissions + commission,
-            fills=self.fills + 1,
-        )
-
-    def doc(self) -> dict[str, Any]:
-        """JSON fields (decimals as exact text)."""
-        return {
-            **self.key.fields(),
-            "multiplier": int(self.key.multiplier),
-            "quantity": self.quantity,
-            "avg_cost": str(self.avg_cost),
-            "realized_pnl": str(self.realized_pnl),
-            "commissions": str(self.commissions),
-            "fills": self.fills,
-        }
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any], where: str) -> Position:
-        """The inverse of :meth:`doc`.
-
-        Raises:
-            PositionStoreError: a field is missing or malformed (``where`` names the source).
-        """
-        try:
-            key = ContractKey.of(
-                doc["symbol"], doc.get("sec_type"), doc.get("expiry"), doc.get("strike"), doc.get("right")
-            )
-            return cls(
-                key,
-                int(doc["quantity"]),
-                _decimal(doc["avg_cost"], f"{where} avg_cost"),
-                _decimal(doc["realized_pnl"], f"{where} realized_pnl"),
-                _decimal(doc.get("commissions", "0"), f"{where} commissions"),
-                int(doc.get("fills", 0)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PositionStoreError(f"{where}: malformed position document: {exc!r}") from None
-
-
-def _entry_order(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-@dataclass(frozen=True)
-class LedgerFill:
-    """One execution from a ``fills:{day}`` stream, resolved against its order.
-
-    Attributes:
-        day: the stream's ``YYYYMMDD``.
-        entry_id: the stream entry id (when the ledger recorded it).
-        quantity: signed (+ bought, - sold).
-        commission: None while TWS has not reported it.
-        attributable: False for a fill whose order the ledger no longer has; it only moves
-            the cursor (the reconciliation shows the broker's side of it).
-    """
-
-    day: str
-    entry_id: str
-    exec_id: str
-    order_id: str
-    account: str
-    key: ContractKey
-    quantity: int
-    price: Decimal
-    commission: Decimal | None
-    attributable: bool = True
-
-    @property
-    def sort_key(self) -> tuple[int, int]:
-        """Arrival order: entry ids of every day stream come from the one Redis clock."""
-        return _entry_order(self.entry_id)
-
-    @property
-    def arrived(self) -> datetime:
-        """When the ledger recorded the fill."""
-        return datetime.fromtimestamp(self.sort_key[0] / 1000.0, UTC)
-
-
-def ready_fills(
-    fills: Sequence[LedgerFill], now: datetime, commission_wait_s: float
-) -> tuple[list[LedgerFill], list[LedgerFill]]:
-    """Split fills (in arrival order) into those to fold in now and those awaiting a commission.
-
-    Folding stops at the first fill whose commission is unknown and that arrived less than
-    ``commission_wait_s`` ago: positions are order-dependent, so later fills wait behind it.
-    """
-    for i, fill in enumerate(fills):
-        if fill.commission is None and (now - fill.arrived).total_seconds() < commission_wait_s:
-            return list(fills[:i]), list(fills[i:])
-    return list(fills), []
-
-
-@dataclass
-class PositionBook:
-    """Positions per account and contract, and how far each fill stream has been folded in.
-
-    Attributes:
-        positions: account → contract → position (flat ones stay, with their realized P&L).
-        cursor: ``YYYYMMDD`` → the last stream entry id folded in from that day's stream.
-    """
-
-    positions: dict[str, dict[ContractKey, Position]] = field(default_factory=dict)
-    cursor: dict[str, str] = field(default_factory=dict)
-
-    def apply(self, fill: LedgerFill) -> Position | None:
-        """Fold ``fill`` in (an unknown commission counts as 0) and move the cursor past it.
-
-        Returns the position after it, or None for an unattributable fill (cursor only).
-        """
-        last = self.cursor.get(fill.day)
-        if last is None or _entry_order(fill.entry_id) > _entry_order(last):
-            self.cursor[fill.day] = fill.entry_id
-        if not fill.attributable:
-            return None
-        held = self.positions.setdefault(fill.account, {})
-        before = held.get(fill.key, Position(fill.key))
-        after = before.apply(fill.quantity, fill.price, fill.commission or _ZERO)
-        held[fill.key] = after
-        return after
-
-    def of(self, account: str) -> dict[ContractKey, Position]:
-        """The positions of ``account`` (empty when it has none)."""
-        return dict(self.positions.get(account, {}))
-
-
-# --------------------------------------------------------------------------- reconciliation
-@dataclass(frozen=True)
-class BrokerPosition:
-    """A position as the broker reports it."""
-
-    account: str
-    key: ContractKey
-    quantity: Decimal
-    avg_cost: Decimal
-
-
-@dataclass(frozen=True)
-class ContractDiff:
-    """One contract on which the ledger and the broker disagree."""
-
-    account: str
-    contract: str
-    ledger_quantity: int
-    broker_quantity: Decimal
-    ledger_avg_cost: Decimal
-    broker_avg_cost: Decimal
-
-    @property
-    def difference(self) -> Decimal:
-        """Ledger minus broker quantity."""
-        return Decimal(self.ledger_quantity) - self.broker_quantity
-
-
-@dataclass(frozen=True)
-class Reconciliation:
-    """The outcome of comparing one account's book with the broker.
-
-    Attributes:
-        contracts: contracts held on either side.
-        mismatches: contracts whose quantities differ.
-        cost_drifts: contracts with equal quantities whose average costs differ.
-        pending_fills: fills counted in the quantities that await their commission.
-    """
-
-    account: str
-    at: datetime
-    contracts: int
-    mismatches: tuple[ContractDiff, ...]
-    cost_drifts: tuple[ContractDiff, ...] = ()
-    pending_fills: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """No quantity mismatch."""
-        return not self.mismatches
-
-
-def compare(
-    account: str,
-    book: Mapping[ContractKey, Position],
-    broker: Iterable[BrokerPosition],
-    at: datetime,
-    pending: Iterable[LedgerFill] = (),
-) -> Reconciliation:
-    """Compare one account's book (plus fills awaiting their commission) with the broker's positions."""
-    quantities = {key: position.quantity for key, position in book.items()}
-    waiting = [f for f in pending if f.account == account and f.attributable]
-    for fill in waiting:
-        quantities[fill.key] = quantities.get(fill.key, 0) + fill.quantity
-    theirs = {p.key: p for p in broker if p.account == account}
-    mismatches: list[ContractDiff] = []
-    drifts: list[ContractDiff] = []
-    keys = {k for k, q in quantities.items() if q} | {k for k, p in theirs.items() if p.quantity}
-    for key in sorted(keys):
-        ours = quantities.get(key, 0)
-        other = theirs.get(key)
-        broker_qty = other.quantity if other is not None else _ZERO
-        ledger_cost = book[key].avg_cost if key in book else _ZERO
-        diff = ContractDiff(
-            account, key.text, ours, broker_qty, ledger_cost, other.avg_cost if other is not None else _ZERO
-        )
-        if Decimal(ours) != broker_qty:
-            mismatches.append(diff)
-        elif all(f.key != key for f in waiting) and abs(diff.ledger_avg_cost - diff.broker_avg_cost) > max(
-            _COST_TOLERANCE, abs(diff.broker_avg_cost) * Decimal("1e-6")
-        ):
-            drifts.append(diff)
-    return Reconciliation(account, at, len(keys), tuple(mismatches), tuple(drifts), len(waiting))
 
 
 # --------------------------------------------------------------------------- broker views
@@ -458,7 +100,10 @@ class IbPositions:
         where = f"{account} position"
         return [
             BrokerPosition(
-                account, ContractKey.from_contract(p.contract), _decimal(p.position, where), _decimal(p.avgCost, where)
+                account,
+                ContractKey.from_contract(p.contract),
+                parse_decimal(p.position, where),
+                parse_decimal(p.avgCost, where),
             )
             for p in self.ib.positions(account)
             if p.position
@@ -489,7 +134,7 @@ class RedisPositionsMirror:
         key = f"{self.prefix}positions:{account}"
         out = []
         for con_id, raw in (await self.redis.hgetall(key)).items():
-            where = f"{key} {_text(con_id)}"
+            where = f"{key} {as_text(con_id)}"
             try:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
@@ -506,8 +151,8 @@ class RedisPositionsMirror:
                 BrokerPosition(
                     account,
                     contract,
-                    _decimal(doc["position"], f"{where} position"),
-                    _decimal(doc.get("avg_cost", 0), f"{where} avg_cost"),
+                    parse_decimal(doc["position"], f"{where} position"),
+                    parse_decimal(doc.get("avg_cost", 0), f"{where} avg_cost"),
                 )
             )
         return out
@@ -618,9 +263,9 @@ class PositionStore:
         book = PositionBook()
         cursors: dict[str, dict[str, str]] = {}
         async for raw_key in self.redis.scan_iter(match=self._k("positions:snapshot:*"), count=100):
-            key = _text(raw_key)
+            key = as_text(raw_key)
             account = key[len(self._k("positions:snapshot:")) :]
-            fields = {_text(f): v for f, v in (await self.redis.hgetall(key)).items()}
+            fields = {as_text(f): v for f, v in (await self.redis.hgetall(key)).items()}
             if META_FIELD not in fields:
                 raise PositionStoreError(f"{key}: no {META_FIELD} field")
             try:
@@ -674,7 +319,7 @@ class PositionStore:
     async def _stream_days(self) -> list[str]:
         days = set()
         async for raw_key in self.redis.scan_iter(match=self._k("fills:*"), count=1000):
-            match = _DAY_STREAM.fullmatch(_text(raw_key)[len(self.prefix) :])
+            match = _DAY_STREAM.fullmatch(as_text(raw_key)[len(self.prefix) :])
             if match:
                 days.add(match.group(1))
         return sorted(days)
@@ -707,14 +352,14 @@ class PositionStore:
         rows: list[tuple[str, dict[str, str]]] = []
         while True:
             page = await self.redis.xrange(stream, min=start, max="+", count=_PAGE) or []
-            rows += [(_text(i), {_text(k): _text(v) for k, v in (f or {}).items()}) for i, f in page]
+            rows += [(as_text(i), {as_text(k): as_text(v) for k, v in (f or {}).items()}) for i, f in page]
             if len(page) < _PAGE:
                 break
             start = f"({rows[-1][0]}"
         if not rows:
             return []
         commissions = {
-            _text(k): _text(v) for k, v in (await self.redis.hgetall(self._k(f"fills:{day}:commissions"))).items()
+            as_text(k): as_text(v) for k, v in (await self.redis.hgetall(self._k(f"fills:{day}:commissions"))).items()
         }
         out = []
         for entry_id, entry in rows:
@@ -725,7 +370,7 @@ class PositionStore:
                 # reconciliation will show the broker's side of it.
                 self.metrics.error_events.labels("position_orphan_fill").inc()
                 log.error("position_orphan_fill", stream=stream, entry=entry_id, order_id=entry.get("order_id"))
-                out.append(LedgerFill(day, entry_id, "", "", "", ContractKey("?"), 0, Decimal(1), _ZERO, False))
+                out.append(LedgerFill(day, entry_id, "", "", "", ContractKey("?"), 0, Decimal(1), Decimal(0), False))
                 continue
             exec_id = entry.get("exec_id", "")
             fee_text = entry.get("commission") or commissions.get(exec_id)
@@ -737,9 +382,9 @@ class PositionStore:
                     entry.get("order_id", ""),
                     info.account,
                     info.key,
-                    info.sign * int(_decimal(entry.get("quantity"), f"{where} quantity")),
-                    _decimal(entry.get("price"), f"{where} price"),
-                    _decimal(fee_text, f"{where} commission") if fee_text else None,
+                    info.sign * int(parse_decimal(entry.get("quantity"), f"{where} quantity")),
+                    parse_decimal(entry.get("price"), f"{where} price"),
+                    parse_decimal(fee_text, f"{where} commission") if fee_text else None,
                 )
             )
         return out

@@ -274,11 +274,23 @@ class IbkrConnection:
                 log.error("ibkr_heartbeat_missed", role=role, consecutive=misses)
                 if misses >= self.settings.heartbeat_misses_before_reconnect:
                     log.error("ibkr_heartbeat_dead", role=role, action="closing the socket to reconnect")
-                    self.ib.disconnect()
+                    self.close_dead_socket()
                     return
                 continue
             misses = 0
             self.metrics.last_heartbeat.labels(role).set(time.time())
+
+    def close_dead_socket(self) -> None:
+        """Close a socket that stopped answering, failing every request still waiting on it.
+
+        ``IB.disconnect()`` alone leaves the requests in flight (a ``qualifyContractsAsync``,
+        a ``reqExecutionsAsync``) waiting forever: ib_insync fails them only when the peer
+        closes the socket. Here they get the same ``ConnectionError`` a peer close gives, and
+        the client's session state is cleared as it is then, so the reconnect rebuilds
+        orders and executions from TWS.
+        """
+        self.ib.disconnect()
+        self.ib.wrapper.connectionClosed()
 
     def _on_disconnected(self) -> None:
         was_up = self.is_connected

@@ -4,7 +4,9 @@ Subscriptions go through :class:`~quanticity.ibkr.connection_manager.IbkrConnect
 each one is restored after a reconnect. ``ib_insync`` reports changed tickers once per
 socket read (``pendingTickersEvent``); each becomes at most one record per
 ``quote_coalesce_ms`` (latest values win — an L1 quote is a state, not an event), while
-every tick-by-tick event and every bar becomes its own record.
+every tick-by-tick event and every bar becomes its own record. Symbols that stream
+tick-by-tick trades without TWS real-time bars get 5 s bars built from their trades
+(:mod:`quanticity.ibkr.bar_aggregator`), published like TWS's.
 
 Entitlement errors (354 not subscribed, 10089/10090/10168 delayed available, 10167
 displaying delayed) downgrade that contract to delayed data once, visibly: a WARNING log
@@ -26,6 +28,7 @@ from ib_insync import IB, Contract, TickByTickAllLast, TickByTickBidAsk, Ticker
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
+from quanticity.ibkr.bar_aggregator import OhlcvBar, TradeBarAggregator
 from quanticity.ibkr.connection_manager import IbkrConnection
 from quanticity.ibkr.contracts import parse_expiry
 from quanticity.ibkr.metrics import IbkrMetrics
@@ -45,9 +48,7 @@ def _num(value: Any) -> float | None:
     if value is None:
         return None
     number = float(value)
-    if math.isnan(number) or math.isinf(number):
-        return None
-    return number
+    return number if math.isfinite(number) else None
 
 
 def _price(value: Any) -> float | None:
@@ -273,7 +274,8 @@ class MarketDataFeed:
         self.data_type = data_type
         self._lines: dict[int, _Line] = {}  # conId → line
         self._delayed: set[int] = set()
-        self._bar_symbols: set[str] = set()
+        self._bar_symbols: set[str] = set()  # real-time bars from TWS
+        self._trade_bars = TradeBarAggregator(5)  # 5 s bars built from the trades of the other symbols
         self._kind_metrics: dict[str, tuple[Counter, Histogram]] = {}  # labelled children, looked up once
         self.records = 0
         conn.ib.pendingTickersEvent += self._on_tickers
@@ -349,6 +351,8 @@ class MarketDataFeed:
             if ticker.tickByTicks:
                 for tick in tick_records(ticker, self.stamp):
                     self._publish(tick, "tick", received)
+                    if tick.kind == "trade" and tick.symbol not in self._bar_symbols:
+                        self._add_trade(tick, received)
                 seen = True
             line = self._lines.get(contract.conId)
             if line is None:
@@ -360,6 +364,34 @@ class MarketDataFeed:
             self._emit_line(line, ticker, received, now)
         if seen:
             self.conn.note_data()
+
+    def _add_trade(self, tick: Tick, received: float) -> None:
+        if tick.price is None or not tick.price > 0:
+            return
+        late = self._trade_bars.late_trades
+        for bar in self._trade_bars.add(tick.symbol, tick.event_time, tick.price, tick.size or 0.0):
+            self._publish_trade_bar(bar, received)
+        if self._trade_bars.late_trades != late:
+            self.metrics.late_trades.inc()
+
+    def close_trade_bars(self, now: datetime | None = None) -> None:
+        """Publish the trade-built 5 s bars whose bucket has ended (call about once a second)."""
+        received = time.perf_counter()
+        for bar in self._trade_bars.close_due(now or datetime.now(UTC)):
+            self._publish_trade_bar(bar, received)
+
+    def _publish_trade_bar(self, bar: OhlcvBar, received: float) -> None:
+        record = Bar(
+            symbol=bar.symbol,
+            interval_s=bar.interval_s,
+            open=bar.open,
+            high=bar.high,
+            low=bar.low,
+            close=bar.close,
+            volume=bar.volume,
+            **self.stamp.envelope(stable_id("ibkr-bar", bar.symbol, bar.interval_s, bar.start.timestamp()), bar.start),
+        )
+        self._publish(record, "bar", received)
 
     def flush_dirty(self) -> None:
         """Emit lines held back by coalescing whose window has passed (call periodically)."""

@@ -72,6 +72,11 @@ class IbkrMetrics:
             registry=r,
         )
         self.events = Counter("ibkr_events", "Market data events published, by kind", ["kind"], registry=r)
+        self.late_trades = Counter(
+            "ibkr_bar_late_trades",
+            "Tick-by-tick trades that arrived after their 5 s bar was closed (left out of it)",
+            registry=r,
+        )
         self.event_latency_ms = Histogram(
             "ibkr_event_latency_ms",
             "From the client receiving an update to its record being handed to the topic, in ms",

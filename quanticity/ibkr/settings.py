@@ -140,6 +140,9 @@ class IbkrSettings(_Section):
         description="reqMarketDataType per mode: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen",
     )
     connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    request_timeout_s: float = Field(
+        default=15.0, gt=0, le=300, description="longest wait for a TWS answer an order depends on (qualify, sync)"
+    )
     heartbeat_interval_s: float = Field(default=2.0, gt=0, le=60)
     heartbeat_timeout_s: float = Field(default=3.0, gt=0, le=60)
     heartbeat_misses_before_reconnect: int = Field(default=3, ge=1, le=100)

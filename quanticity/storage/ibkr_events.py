@@ -8,6 +8,8 @@ Keys:
   filled quantity, average price, timestamps, the signal id, the status log).
 - ``orders:{id}:execs``: the set of execution ids already applied (a fill replayed after a
   reconnect is not counted twice).
+- ``orders:open``: the ids of orders not yet filled, cancelled or rejected (the order sync
+  after a reconnect checks each one against what TWS knows).
 - ``fills:{YYYYMMDD}``: a Stream of every fill of that day; ``orders:index:{YYYYMMDD}``: the
   order ids of that day. Both feed :func:`export_day` (orders and fills Parquet + sha256).
 """
@@ -47,6 +49,10 @@ class FillRecord:
     commission: Decimal | None = None
 
 
+OPEN_ORDERS = "orders:open"
+FINAL_STATUSES = frozenset({"filled", "cancelled", "rejected"})
+
+
 class OrderLedger:
     """Orders and fills in Redis (durable with AOF on the embedded default).
 
@@ -74,6 +80,7 @@ class OrderLedger:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._k(f"orders:{order_id}"), mapping=mapping)
             pipe.sadd(self._k(f"orders:index:{now:%Y%m%d}"), order_id)
+            pipe.sadd(self._k(OPEN_ORDERS), order_id)
             await pipe.execute()
         return None
 
@@ -86,7 +93,15 @@ class OrderLedger:
             if "status" in fields:
                 entry = orjson.dumps({"status": fields["status"], "at": str(mapping["updated"])})
                 pipe.rpush(self._k(f"orders:{order_id}:log"), entry)
+                if fields["status"] in FINAL_STATUSES:
+                    pipe.srem(self._k(OPEN_ORDERS), order_id)
+                else:
+                    pipe.sadd(self._k(OPEN_ORDERS), order_id)
             await pipe.execute()
+
+    async def open_orders(self) -> list[str]:
+        """Ids of the orders not yet filled, cancelled or rejected (``orders:open``)."""
+        return sorted(_text(v) for v in await self.redis.smembers(self._k(OPEN_ORDERS)))
 
     async def load(self, order_id: str) -> dict[str, str]:
         """The order's fields (empty when unknown)."""

@@ -8,19 +8,22 @@ ledger on the real Redis Stack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from ib_insync import MarketOrder
+from ib_insync import MarketOrder, Ticker
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from quanticity.execution.ibkr_gateway import IbkrOrderGateway
 from quanticity.execution.order_router import OrderAck, OrderRequest, OrderRouter
 from quanticity.ibkr.account import AccountMonitor
+from quanticity.ibkr.bar_aggregator import TradeBarAggregator
 from quanticity.ibkr.connection_manager import CONNECTED, Endpoint, IbkrConnection
 from quanticity.ibkr.contracts import qualify, underlying_contract
 from quanticity.ibkr.market_data import MarketDataFeed, RecordStamp
@@ -28,7 +31,7 @@ from quanticity.ibkr.market_depth import DepthRotator
 from quanticity.ibkr.metrics import IbkrMetrics
 from quanticity.ibkr.settings import DepthSettings, IbkrSettings
 from quanticity.observability.metrics import Metrics
-from quanticity.schemas import DepthSnapshot, Fill, OrderEvent, Record, UnderlyingQuote
+from quanticity.schemas import Bar, DepthSnapshot, Fill, OrderEvent, Record, Tick, UnderlyingQuote
 from quanticity.simulation.market import SimulatedMarket
 from quanticity.simulation.tws.config import TwsSimConfig
 from quanticity.simulation.tws.server import TwsSimulator
@@ -77,6 +80,51 @@ async def _until(predicate: object, timeout_s: float, what: str) -> float:
             return time.monotonic() - started
         await asyncio.sleep(0.05)
     raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+@dataclass
+class Trading:
+    """The execution role's order path against the simulator, on the session's Redis Stack."""
+
+    conn: IbkrConnection
+    metrics: IbkrMetrics
+    ledger: OrderLedger
+    gateway: IbkrOrderGateway
+    router: OrderRouter
+    published: list[Record]
+    acks: list[OrderAck]
+
+    async def spy_quote(self) -> Ticker:
+        """A live SPY ticker with a bid and an ask."""
+        spy = (await qualify(self.conn.ib, [underlying_contract("SPY")]))[0]
+        ticker = self.conn.ib.reqMktData(spy, "", False, False)
+        await _until(lambda: ticker.bid == ticker.bid and ticker.bid > 0 and ticker.ask > 0, 10, "SPY bid/ask")
+        return ticker
+
+
+@contextlib.asynccontextmanager
+async def _trading(port: int, client_id: int, stack: Stack) -> AsyncIterator[Trading]:
+    conn, metrics = _connection(port, client_id, role="execution")
+    redis = Redis.from_url(stack.redis_url)
+    published: list[Record] = []
+
+    async def publish(record: Record) -> None:
+        published.append(record)
+
+    gateway = IbkrOrderGateway(conn)
+    ledger = OrderLedger(redis, unique())
+    router = OrderRouter(gateway, ledger, publish, metrics, "run-t", "sim")
+    gateway.attach(router)
+    trading = Trading(conn, metrics, ledger, gateway, router, published, [])
+    router.register_ack_listener(trading.acks.append)
+    await conn.start()
+    await conn.wait_connected(10)
+    try:
+        yield trading
+    finally:
+        await router.close()
+        await conn.stop()
+        await redis.aclose()
 
 
 async def test_drop_reconnects_and_restores_every_subscription(tws: tuple[TwsSimulator, int]) -> None:
@@ -143,48 +191,27 @@ async def test_depth_rotates_through_more_venues_than_slots(tws: tuple[TwsSimula
 
 async def test_router_fills_once_per_signal(tws: tuple[TwsSimulator, int], stack: Stack) -> None:
     _, port = tws
-    conn, metrics = _connection(port, 201, role="execution")
-    redis = Redis.from_url(stack.redis_url)
-    ledger = OrderLedger(redis, unique())
-    published: list[Record] = []
-
-    async def publish(record: Record) -> None:
-        published.append(record)
-
-    gateway = IbkrOrderGateway(conn)
-    router = OrderRouter(gateway, ledger, publish, metrics, "run-t", "sim")
-    gateway.attach(router)
-    acks: list[OrderAck] = []
-    router.register_ack_listener(acks.append)
-    await conn.start()
-    await conn.wait_connected(10)
-    try:
-        spy = (await qualify(conn.ib, [underlying_contract("SPY")]))[0]
-        ticker = conn.ib.reqMktData(spy, "", False, False)
-        await _until(lambda: ticker.ask == ticker.ask and ticker.ask > 0, 10, "SPY ask")
+    async with _trading(port, 201, stack) as t:
+        ticker = await t.spy_quote()
         limit = Decimal(str(round(ticker.ask * 1.01, 2)))
         request = OrderRequest(signal_id=f"sig-{unique()}", symbol="SPY", side="buy", quantity=3, limit_price=limit)
-        first = await router.submit(request)
+        first = await t.router.submit(request)
         assert first.status == "submitted" and not first.duplicate and first.broker_order_id
-        await _until(lambda: any(a.status == "filled" for a in acks), 10, "Filled")
-        again = await router.submit(request)
+        await _until(lambda: any(a.status == "filled" for a in t.acks), 10, "Filled")
+        again = await t.router.submit(request)
         assert again.duplicate and again.order_id == first.order_id
-        order = await ledger.load(first.order_id)
+        order = await t.ledger.load(first.order_id)
         assert order["status"] == "filled" and order["filled"] == "3"
         assert order["broker_order_id"] == str(first.broker_order_id)
-        statuses = [e["status"] for e in await ledger.status_log(first.order_id)]
+        statuses = [e["status"] for e in await t.ledger.status_log(first.order_id)]
         assert statuses[0] == "submitted" and statuses[-1] == "filled"
-        fills = [r for r in published if isinstance(r, Fill)]
+        fills = [r for r in t.published if isinstance(r, Fill)]
         assert sum(f.quantity for f in fills) == 3 and all(f.order_id == first.order_id for f in fills)
-        assert {e.status for e in published if isinstance(e, OrderEvent)} >= {"pending", "submitted", "filled"}
-        placed = [t for t in conn.ib.trades() if t.order.orderRef == request.token]
+        assert {e.status for e in t.published if isinstance(e, OrderEvent)} >= {"pending", "submitted", "filled"}
+        placed = [trade for trade in t.conn.ib.trades() if trade.order.orderRef == request.token]
         assert len(placed) == 1, "the resubmitted signal created a second order"
-        assert _metric(metrics, "ibkr_orders_deduplicated_total") == 1
-        assert _metric(metrics, "ibkr_submit_to_fill_ms_count") == 1
-    finally:
-        await router.close()
-        await conn.stop()
-        await redis.aclose()
+        assert _metric(t.metrics, "ibkr_orders_deduplicated_total") == 1
+        assert _metric(t.metrics, "ibkr_submit_to_fill_ms_count") == 1
 
 
 async def test_account_monitor_starts_and_reconnects_with_open_positions(
@@ -228,3 +255,136 @@ async def test_account_monitor_starts_and_reconnects_with_open_positions(
         await conn.stop()
         await trader.stop()
         await redis.aclose()
+
+
+async def test_a_request_in_flight_fails_when_the_heartbeat_gives_the_socket_up(tws: tuple[TwsSimulator, int]) -> None:
+    # TWS stops answering; the heartbeat declares the socket dead and closes it. A request
+    # waiting on that socket must fail then (as on a peer close), not wait forever.
+    sim, port = tws
+    conn, metrics = _connection(port, 141, "execution")
+    await conn.start()
+    await conn.wait_connected(10)
+    try:
+        sim.stall(12.0)
+        request = asyncio.ensure_future(conn.ib.qualifyContractsAsync(underlying_contract("MSFT")))
+        started = time.monotonic()
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(request, 11.0)
+        assert time.monotonic() - started < 11.0  # failed with the socket, before the stall ended
+        assert _metric(metrics, "ibkr_disconnects_total", role="execution") == 1
+        await conn.wait_connected(20)  # and the session comes back once TWS answers again
+    finally:
+        await conn.stop()
+
+
+async def test_fills_and_cancels_while_disconnected_reach_the_ledger(
+    tws: tuple[TwsSimulator, int], stack: Stack
+) -> None:
+    # Two resting orders; TWS restarts, and while no client is connected one fills and the
+    # other is cancelled. ib_insync replays both on reconnect without events: the gateway's
+    # order sync brings them into the ledger, once.
+    sim, port = tws
+    async with _trading(port, 202, stack) as t:
+        ticker = await t.spy_quote()
+        resting = Decimal(str(round(ticker.bid * 0.9, 2)))
+        to_cancel, to_fill = (
+            OrderRequest(signal_id=f"sig-{unique()}", symbol="SPY", side="buy", quantity=q, limit_price=resting)
+            for q in (2, 4)
+        )
+        acks = [await t.router.submit(r) for r in (to_cancel, to_fill)]
+        assert all(a.status == "submitted" for a in acks)
+        tokens = {to_cancel.token, to_fill.token}
+        await _until(lambda: tokens <= {o.order_ref for o in sim.state.orders if o.status == "Submitted"}, 5, "working")
+        by_ref = {o.order_ref: o for o in sim.state.orders}
+        down = asyncio.ensure_future(sim.restart(2.0))
+        await _until(lambda: t.conn.state != CONNECTED, 5, "the session is down")
+        now = sim.state.now()
+        events = sim.state.orders.cancel(by_ref[to_cancel.token], now)
+        filling = by_ref[to_fill.token]
+        filling.limit = Decimal(str(round(ticker.ask * 1.5, 2)))  # the market came through the limit
+        events += sim.state.orders.on_quote(filling.contract.con_id, sim.state.latest[filling.contract.con_id], now)
+        sim.state.route(events)
+        assert filling.status == "Filled"
+        await down
+        await t.conn.wait_connected(20)
+
+        async def statuses() -> list[str | None]:
+            return [(await t.ledger.load(a.order_id)).get("status") for a in acks]
+
+        for _ in range(100):
+            if await statuses() == ["cancelled", "filled"]:
+                break
+            await asyncio.sleep(0.1)
+        assert await statuses() == ["cancelled", "filled"]
+        assert (await t.ledger.load(acks[1].order_id))["filled"] == "4"
+        fills = [r for r in t.published if isinstance(r, Fill)]
+        assert [f.quantity for f in fills] == [4] and fills[0].order_id == acks[1].order_id
+        await t.gateway.sync(t.conn.ib)  # syncing again (the next reconnect) counts nothing twice
+        assert len([r for r in t.published if isinstance(r, Fill)]) == 1
+        assert (await t.ledger.load(acks[1].order_id))["filled"] == "4"
+
+
+async def test_symbols_without_realtime_bars_get_bars_built_from_their_trades(tws: tuple[TwsSimulator, int]) -> None:
+    # AAPL streams tick-by-tick without reqRealTimeBars: its 5 s bars come from its trades,
+    # and each equals the bar the same trades make (no trade lost or counted twice).
+    _, port = tws
+    conn, metrics = _connection(port, 113)
+    records: list[Record] = []
+    feed = MarketDataFeed(conn, records.append, RecordStamp("run-t", "sim"), metrics)
+    await conn.start()
+    await conn.wait_connected(10)
+    try:
+        contracts = await qualify(conn.ib, [underlying_contract(s) for s in ("AAPL", "SPY")])
+        await feed.subscribe_tick_by_tick(contracts)
+        await feed.subscribe_bars([c for c in contracts if c.symbol == "SPY"])  # SPY keeps TWS's bars
+        bars = lambda: [r for r in records if isinstance(r, Bar) and r.symbol == "AAPL"]  # noqa: E731
+        await _until(lambda: len(bars()) >= 2, 20, "two trade-built AAPL bars")
+        feed.close_trade_bars(datetime.now(UTC) + timedelta(seconds=30))
+        trades = [r for r in records if isinstance(r, Tick) and r.kind == "trade" and r.symbol == "AAPL"]
+        expected = TradeBarAggregator(5)
+        built = [b for t in trades for b in expected.add("AAPL", t.event_time, t.price or 0.0, t.size or 0.0)]
+        built += expected.close_due(datetime.now(UTC) + timedelta(seconds=30))
+        got = [(b.event_time, b.open, b.high, b.low, b.close, b.volume) for b in bars()]
+        assert got == [(b.start, b.open, b.high, b.low, b.close, b.volume) for b in built]
+        assert all(b.interval_s == 5 and b.event_time.timestamp() % 5 == 0 for b in bars())
+        spy = [r for r in records if isinstance(r, Bar) and r.symbol == "SPY"]
+        assert len({b.record_id for b in spy}) == len(spy)  # SPY's bars are TWS's only, never built twice
+    finally:
+        await conn.stop()
+
+
+async def test_an_order_lost_with_the_connection_is_closed_by_the_sync(
+    tws: tuple[TwsSimulator, int], stack: Stack
+) -> None:
+    # An order goes out as the connection breaks and TWS never gets it (here: TWS restarts and
+    # its book no longer has the order). After the reconnect the sync closes it as lost
+    # (rejected, with the reason) instead of leaving it "submitted" forever; the order TWS
+    # still has stays open.
+    sim, port = tws
+    async with _trading(port, 203, stack) as t:
+        ticker = await t.spy_quote()
+        resting = Decimal(str(round(ticker.bid * 0.9, 2)))
+        kept, lost = (
+            OrderRequest(signal_id=f"sig-{unique()}", symbol="SPY", side="buy", quantity=1, limit_price=resting)
+            for _ in range(2)
+        )
+        kept_ack, lost_ack = [await t.router.submit(r) for r in (kept, lost)]
+        assert lost_ack.status == "submitted" and lost_ack.broker_order_id
+        tokens = {kept.token, lost.token}
+        await _until(lambda: tokens <= {o.order_ref for o in sim.state.orders}, 5, "both orders at TWS")
+        down = asyncio.ensure_future(sim.restart(2.0))
+        await _until(lambda: t.conn.state != CONNECTED, 5, "the session is down")
+        book = sim.state.orders.orders
+        del book[next(k for k, o in book.items() if o.order_ref == lost.token)]
+        await down
+        await _until(lambda: _metric(t.metrics, "ibkr_reconnects_total", role="execution") == 1, 15, "reconnect")
+        for _ in range(100):
+            if (await t.ledger.load(lost_ack.order_id)).get("status") != "submitted":
+                break
+            await asyncio.sleep(0.1)
+        order = await t.ledger.load(lost_ack.order_id)
+        assert order["status"] == "rejected" and order["reason"].startswith("lost:"), order
+        assert not any(o.order_ref == lost.token for o in sim.state.orders)
+        assert (await t.ledger.load(kept_ack.order_id))["status"] == "submitted"
+        assert await t.ledger.open_orders() == [kept_ack.order_id]
+        assert _metric(t.metrics, "ibkr_error_events_total", code="order_unknown_to_tws") == 1

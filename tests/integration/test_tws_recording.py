@@ -21,7 +21,9 @@ import pytest
 
 from quanticity.simulation.market import SimulatedMarket
 from quanticity.simulation.tws.config import TwsSimConfig
-from quanticity.simulation.tws.recording import RecordedEvent, RecordingProxy, ReplayServer, read_recording
+from quanticity.simulation.tws.recording import RecordedEvent, read_recording
+from quanticity.simulation.tws.recording_proxy import RecordingProxy
+from quanticity.simulation.tws.replay import ReplayServer
 from quanticity.simulation.tws.server import TwsSimulator
 
 pytestmark = pytest.mark.integration

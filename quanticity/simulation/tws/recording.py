@@ -40,19 +40,15 @@ Errors::
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import gzip
 import io
 import logging
 import math
-import signal
 import struct
-import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,29 +57,24 @@ from typing import Any, Final, Literal
 import orjson
 
 from quanticity.errors import QuanticityError
-from quanticity.simulation.errors import SimulationRequestError
-from quanticity.simulation.tws import messages as m
-from quanticity.simulation.tws.protocol import MAX_FRAME, frame, negotiate_version, split_payload
+from quanticity.simulation.tws.protocol import MAX_FRAME, frame, split_payload
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "ConnectionScript",
-    "Divergence",
+    "READ_CHUNK",
+    "REQUEST_NAMES",
     "FrameCutter",
     "RecordedEvent",
     "Recording",
     "RecordingError",
     "RecordingFormatError",
-    "RecordingProxy",
     "RecordingWriteError",
     "RecordingWriter",
-    "ReplayReport",
-    "ReplayServer",
-    "differing_fields",
+    "describe_fields",
+    "message_id",
     "read_recording",
-    "serve_recorder",
-    "serve_replay",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,10 +90,10 @@ Kind = Literal["open", "handshake", "frame", "close"]
 OnDivergence = Literal["continue", "stop"]
 
 _KINDS: Final = ("open", "handshake", "frame", "close")
-_CHUNK = 64 * 1024
+READ_CHUNK = 64 * 1024
 # Client requests: name, and the field holding the request id (0: none) so that a
 # divergence error reaches the request the client is waiting on (ib_insync client.py).
-_REQUESTS: Final[dict[int, tuple[str, int]]] = {
+REQUEST_NAMES: Final[dict[int, tuple[str, int]]] = {
     1: ("reqMktData", 2),
     2: ("cancelMktData", 2),
     3: ("placeOrder", 1),
@@ -253,13 +244,13 @@ class RecordedEvent:
         return orjson.dumps(obj)
 
 
-def _msg_id(fields: Sequence[str]) -> int | None:
+def message_id(fields: Sequence[str]) -> int | None:
     return int(fields[0]) if fields and fields[0].isdigit() else None
 
 
-def _describe(fields: Sequence[str]) -> str:
-    msg_id = _msg_id(fields)
-    name = _REQUESTS.get(msg_id, (f"message {msg_id}", 0))[0] if msg_id is not None else "unreadable message"
+def describe_fields(fields: Sequence[str]) -> str:
+    msg_id = message_id(fields)
+    name = REQUEST_NAMES.get(msg_id, (f"message {msg_id}", 0))[0] if msg_id is not None else "unreadable message"
     shown = list(fields[:16])
     return f"{name} {shown}" + (f" (+{len(fields) - 16} fields)" if len(fields) > 16 else "")
 
@@ -574,591 +565,3 @@ def _cut_off(path: Path, line: int, problem: str, *, tolerated: bool) -> None:
         action = "replay it with --allow-truncated to use the complete records before it"
         raise RecordingFormatError(path, line, problem, operator_action=action)
     log.warning("recording %s line %d: %s; using the records before it", path, line, problem)
-
-
-# ---------------------------------------------------------------------------- recording proxy
-class RecordingProxy:
-    """Forwards TWS API connections to an upstream TWS and records every frame to a ``.ibkr`` file.
-
-    Args:
-        upstream_host, upstream_port: the TWS, IB Gateway or ``TwsSimulator`` to forward to.
-        out: the recording file (gzip when its name ends in ``.gz``), created by ``start``.
-        overwrite: replace an existing ``out`` instead of refusing.
-        connect_timeout_s: how long a client connection waits for its upstream connection.
-
-    If the file cannot be written any more (full disk), every connection is closed, new
-    ones are refused, and ``failure`` / ``wait_failed`` report the error: a recorder that
-    silently stopped recording would be worse than none.
-    """
-
-    def __init__(
-        self,
-        upstream_host: str,
-        upstream_port: int,
-        out: Path | str,
-        *,
-        overwrite: bool = False,
-        connect_timeout_s: float = 5.0,
-    ) -> None:
-        self.upstream = (upstream_host, upstream_port)
-        self.out = Path(out)
-        self.overwrite = overwrite
-        self.connect_timeout_s = connect_timeout_s
-        self.port = 0
-        self.connections = 0
-        self.failure: RecordingWriteError | None = None
-        self._failed = asyncio.Event()
-        self._writer: RecordingWriter | None = None
-        self._records_closed = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    @property
-    def records(self) -> int:
-        """Events written so far (header excluded)."""
-        return self._writer.records if self._writer is not None else self._records_closed
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Create the recording and listen on ``host:port`` (0: a free port); returns the port.
-
-        Raises:
-            RecordingWriteError: the recording cannot be created.
-            OSError: the port cannot be bound.
-        """
-        self._writer = RecordingWriter(
-            self.out, upstream=f"{self.upstream[0]}:{self.upstream[1]}", overwrite=self.overwrite
-        )
-        try:
-            self._server = await asyncio.start_server(self._on_connect, host, port)
-        except OSError:
-            self._writer.close()
-            raise
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        log.info("recording %s:%d -> %s:%d into %s", host, self.port, *self.upstream, self.out)
-        return self.port
-
-    async def stop(self) -> None:
-        """Stop listening, close every connection (recording their close) and the file."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            self._records_closed = writer.records
-            writer.close()
-
-    async def wait_failed(self) -> RecordingWriteError:
-        """Wait until writing the recording fails; returns the error."""
-        await self._failed.wait()
-        assert self.failure is not None  # set together with the event
-        return self.failure
-
-    async def __aenter__(self) -> RecordingProxy:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def _record(self, events: Sequence[RecordedEvent]) -> None:
-        if self._writer is None:
-            raise RecordingWriteError(self.out, "the recorder is stopped")
-        self._writer.write(events)
-
-    def _fail(self, exc: RecordingWriteError) -> None:
-        if self.failure is None:
-            self.failure = exc
-            self._failed.set()
-            log.warning("recording stopped, closing every connection: %s", exc)
-            for task in list(self._tasks):
-                if task is not asyncio.current_task():
-                    task.cancel()
-
-    async def _on_connect(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None  # a connection callback always runs in a task
-        self._tasks.add(task)
-        try:
-            await self._relay(client_reader, client_writer)
-        finally:
-            self._tasks.discard(task)
-
-    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        peer = client_writer.get_extra_info("peername")
-        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        if self.failure is not None:
-            log.warning("refusing the connection from %s: the recording failed (%s)", where, self.failure.reason)
-            client_writer.close()
-            return
-        try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(*self.upstream), self.connect_timeout_s
-            )
-        except (OSError, TimeoutError) as exc:
-            log.warning("client %s: upstream TWS %s:%d unreachable (%r); closing it", where, *self.upstream, exc)
-            client_writer.close()
-            return
-        except asyncio.CancelledError:  # stopped while connecting upstream
-            client_writer.close()
-            raise
-        self.connections += 1
-        try:
-            await self._record_connection(
-                self.connections, where, (client_reader, client_writer), (up_reader, up_writer)
-            )
-        except RecordingWriteError as exc:
-            self._fail(exc)
-        finally:
-            for writer in (client_writer, up_writer):
-                if self.failure is not None:
-                    writer.transport.abort()
-                else:
-                    writer.close()
-
-    async def _record_connection(
-        self,
-        conn: int,
-        where: str,
-        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    ) -> None:
-        """Pump both directions until one side closes, recording the open, every frame and the close."""
-        started = time.monotonic()
-        self._record([RecordedEvent(conn, 0.0, "open", note=f"{where} {datetime.now(UTC).isoformat()}")])
-        pumps = {
-            asyncio.create_task(self._pump(conn, started, C2S, client[0], upstream[1])): C2S,
-            asyncio.create_task(self._pump(conn, started, S2C, upstream[0], client[1])): S2C,
-        }
-        try:
-            done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            if self.failure is None:
-                try:
-                    self._record([RecordedEvent(conn, time.monotonic() - started, "close", note="recorder stopped")])
-                except RecordingWriteError as exc:
-                    log.warning("connection %d: its close is not recorded: %s", conn, exc)
-            raise
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-        ended = min(done, key=lambda p: pumps[p])  # both at once: the client's side first
-        by, note = ended.result()  # a RecordingWriteError propagates from here
-        self._record([RecordedEvent(conn, time.monotonic() - started, "close", by, note=note)])
-        log.info("connection %d from %s closed by the %s", conn, where, "client" if by == C2S else "server")
-
-    async def _pump(
-        self,
-        conn: int,
-        started: float,
-        direction: Direction,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> tuple[Direction, str]:
-        """Record and forward one direction until a side closes; returns (the stream that ended, why)."""
-        other: Direction = S2C if direction == C2S else C2S
-        cutter = FrameCutter(greeting=direction == C2S)
-        handshake = True
-        while True:
-            try:
-                data = await reader.read(_CHUNK)
-            except ConnectionError as exc:
-                return direction, f"reset: {exc}"
-            if not data:
-                if cutter.pending:
-                    log.warning(
-                        "connection %d: %d bytes of an unfinished %s frame at close were forwarded, not recorded",
-                        conn,
-                        cutter.pending,
-                        direction,
-                    )
-                return direction, ""
-            t = time.monotonic() - started
-            try:
-                wires = cutter.feed(data)
-            except ConnectionError as exc:
-                log.warning("connection %d: %s stream is not the TWS protocol: %s; closing", conn, direction, exc)
-                return direction, f"protocol: {exc}"
-            events: list[RecordedEvent] = []
-            for wire in wires:
-                events.append(RecordedEvent.from_wire(conn, t, "handshake" if handshake else "frame", direction, wire))
-                handshake = False
-            self._record(events)  # before forwarding: what the peer saw is always in the file
-            try:
-                writer.write(data)
-                await writer.drain()
-            except ConnectionError as exc:
-                return other, f"reset: {exc}"
-
-
-async def _until_terminated(failure: Awaitable[BaseException] | None = None) -> None:
-    """Wait for SIGTERM (SIGINT cancels through ``asyncio.run``), or raise what ``failure`` returns first."""
-    terminated = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError):  # signal handlers are POSIX-only
-        loop.add_signal_handler(signal.SIGTERM, terminated.set)
-    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(terminated.wait())]
-    failed = asyncio.ensure_future(failure) if failure is not None else None
-    if failed is not None:
-        waits.append(failed)
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
-        with contextlib.suppress(NotImplementedError):
-            loop.remove_signal_handler(signal.SIGTERM)
-    if failed is not None and failed.done() and not failed.cancelled():
-        raise failed.result()
-
-
-async def serve_recorder(proxy: RecordingProxy, host: str = "127.0.0.1", port: int = 7498) -> None:
-    """Run ``proxy`` until SIGTERM or cancellation (the CLI entry point); the file is closed cleanly either way.
-
-    Raises:
-        RecordingWriteError: the recording cannot be created, or writing it failed.
-        OSError: the port cannot be bound.
-    """
-    await proxy.start(host, port)
-    try:
-        await _until_terminated(proxy.wait_failed())
-    finally:
-        await proxy.stop()
-
-
-# ---------------------------------------------------------------------------- replay
-def differing_fields(
-    expected: Sequence[str], received: Sequence[str], lenient: Mapping[int, Iterable[int]] | None = None
-) -> tuple[int, ...]:
-    """Field positions where ``received`` differs from ``expected`` (empty: they match).
-
-    Args:
-        expected, received: two client messages' fields (field 0 the message id).
-        lenient: message id -> positions allowed to differ. The message id itself and the
-            field count must always match; a length difference reports every position past
-            the shorter message.
-    """
-    msg_id = _msg_id(expected)
-    allowed: frozenset[int] = frozenset()
-    if lenient and msg_id is not None and expected[:1] == received[:1]:
-        allowed = frozenset(lenient.get(msg_id, ()))
-    longest = max(len(expected), len(received))
-    return tuple(
-        i
-        for i in range(longest)
-        if (i >= len(expected) or i >= len(received) or expected[i] != received[i]) and (i == 0 or i not in allowed)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Divergence:
-    """A client message that is not the one recorded at that point.
-
-    Attributes:
-        connection: the recorded connection being replayed.
-        line: the recording line of the expected message (0: none was expected any more).
-        expected: the recorded message's fields (None beyond the end of the recording).
-        received: what the client sent.
-        positions: the differing field positions.
-    """
-
-    connection: int
-    line: int
-    expected: tuple[str, ...] | None
-    received: tuple[str, ...]
-    positions: tuple[int, ...]
-
-    def describe(self) -> str:
-        """One line naming the expected and the received message."""
-        if self.expected is None:
-            return f"received {_describe(self.received)} after the end of recorded connection {self.connection}"
-        if self.expected[:1] == self.received[:1]:
-            diffs = ", ".join(
-                f"field {i}: expected {_at(self.expected, i)!r}, received {_at(self.received, i)!r}"
-                for i in self.positions[:6]
-            )
-            more = f" and {len(self.positions) - 6} more" if len(self.positions) > 6 else ""
-            return f"expected {_describe(self.expected)} (recording line {self.line}); {diffs}{more}"
-        return f"expected {_describe(self.expected)} (recording line {self.line}), received {_describe(self.received)}"
-
-
-def _at(fields: Sequence[str], i: int) -> str | None:
-    return fields[i] if i < len(fields) else None
-
-
-@dataclass(slots=True)
-class ReplayReport:
-    """How one client connection's replay went.
-
-    Attributes:
-        connection: the recorded connection it replayed.
-        expected: client messages the script expects.
-        matched: client messages that matched (or stood in for the recorded one after a divergence).
-        divergences: every divergence, in order.
-        finished: the whole script was played.
-        client_left_early: the client closed before the script's end.
-    """
-
-    connection: int
-    expected: int
-    matched: int = 0
-    divergences: list[Divergence] = field(default_factory=list)
-    finished: bool = False
-    client_left_early: bool = False
-
-
-class ReplayServer:
-    """Serves a ``.ibkr`` recording to TWS API clients, without any TWS.
-
-    The k-th client connection replays the recording's connection ``k mod n`` (n replayable
-    connections, in recorded order). Each one gets the recorded server version and time in
-    reply to its greeting; then, in recorded order, the server frames recorded before the
-    next client frame are sent, and the next client frame is read and compared with the
-    recorded one: message id and every field must match (``lenient_fields`` names the
-    exceptions). On a divergence the server logs it, sends error 321 naming the expected
-    and the received message (to the received message's request id, so that the waiting
-    request ends), and either goes on with the received message standing in for the
-    recorded one (``continue``) or closes the connection (``stop``). A client greeting that
-    differs from the recorded one is a divergence too; the replay goes on as long as the
-    client accepts the recorded server version. When the recorded server closed the
-    connection, so does the replay; otherwise it waits for the client to close, reporting
-    any further client message as a divergence. With ``speed=0`` frames go out as fast as
-    possible; otherwise at the recorded offsets divided by ``speed``, measured from the last
-    client message matched. What is sent never depends on timing, so the same client code
-    sees the same bytes on every replay.
-
-    Args:
-        recording: a parsed recording or the path of a ``.ibkr`` file.
-        speed: 1.0 the recorded pace, 2.0 twice as fast, 0 as fast as possible.
-        on_divergence: ``continue`` or ``stop``.
-        lenient_fields: message id -> field positions allowed to differ (default: none).
-        allow_truncated: when reading a path: accept a cut-off last record.
-
-    Raises:
-        RecordingFormatError: the file does not parse or holds no replayable connection.
-        ValueError: a negative or non-finite ``speed``.
-    """
-
-    def __init__(
-        self,
-        recording: Recording | Path | str,
-        *,
-        speed: float = 1.0,
-        on_divergence: OnDivergence = "continue",
-        lenient_fields: Mapping[int, Iterable[int]] | None = None,
-        allow_truncated: bool = False,
-    ) -> None:
-        if not math.isfinite(speed) or speed < 0:
-            raise ValueError(f"speed must be a finite number >= 0, got {speed}")
-        self.recording = (
-            recording
-            if isinstance(recording, Recording)
-            else read_recording(recording, allow_truncated=allow_truncated)
-        )
-        self.scripts = self.recording.connections()
-        if not self.scripts:
-            raise RecordingFormatError(self.recording.path, 0, "no connection with a complete handshake to replay")
-        self.speed = speed
-        self.on_divergence = on_divergence
-        self.lenient = {k: frozenset(v) for k, v in (lenient_fields or {}).items()}
-        self.port = 0
-        self.reports: list[ReplayReport] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    @property
-    def divergences(self) -> list[Divergence]:
-        """Every divergence of every connection so far."""
-        return [d for report in self.reports for d in report.divergences]
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Listen on ``host:port`` (0: a free port); returns the port."""
-        self._server = await asyncio.start_server(self._on_connect, host, port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        log.info("replaying %s on %s:%d", self.recording.path, host, self.port)
-        return self.port
-
-    async def stop(self) -> None:
-        """Stop listening and close every connection."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def __aenter__(self) -> ReplayServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None  # a connection callback always runs in a task
-        self._tasks.add(task)
-        script = self.scripts[len(self.reports) % len(self.scripts)]
-        report = ReplayReport(script.conn, script.client_frames)
-        self.reports.append(report)
-        try:
-            await self._play(script, report, reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            report.client_left_early = not report.finished
-            log.info(
-                "replay of connection %d: the client left (%s) after %d of %d messages",
-                script.conn,
-                type(exc).__name__,
-                report.matched,
-                report.expected,
-            )
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-
-    async def _play(
-        self, script: ConnectionScript, report: ReplayReport, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        if not await self._greet(script, report, reader, writer):
-            return
-        anchor = (loop.time(), script.greeting.t)  # (wall time, recorded offset) of the last client message
-        for event in script.events:
-            if event.kind == "close":
-                if event.direction == S2C:
-                    await writer.drain()
-                    report.finished = True
-                    log.info("replay of connection %d: the recorded server closed the connection", script.conn)
-                    return
-                break
-            if event.direction == S2C:
-                await self._send(event, anchor, writer)
-                continue
-            wire = await _read_frame(reader)
-            if wire is None:
-                report.client_left_early = True
-                log.info(
-                    "replay of connection %d: the client closed after %d of %d messages",
-                    script.conn,
-                    report.matched,
-                    report.expected,
-                )
-                return
-            if wire != event.wire() and not await self._compare(script, report, event, wire, writer):
-                return
-            report.matched += 1
-            anchor = (loop.time(), event.t)
-        report.finished = True
-        while (wire := await _read_frame(reader)) is not None:
-            received = tuple(split_payload(wire[4:]))
-            divergence = Divergence(script.conn, 0, None, received, tuple(range(len(received))))
-            if not await self._diverged(report, divergence, writer):
-                return
-
-    async def _send(self, event: RecordedEvent, anchor: tuple[float, float], writer: asyncio.StreamWriter) -> None:
-        """Send a recorded server frame, at its recorded offset from ``anchor`` divided by the speed."""
-        if self.speed > 0:
-            loop = asyncio.get_running_loop()
-            delay = anchor[0] + (event.t - anchor[1]) / self.speed - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        writer.write(event.wire())
-        await writer.drain()
-
-    async def _greet(
-        self, script: ConnectionScript, report: ReplayReport, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
-        """Read the client's greeting and answer with the recorded one; False when the client cannot take it."""
-        prefix = await reader.readexactly(len(API_PREFIX))
-        if prefix != API_PREFIX:
-            log.warning("replay: connection without the API prefix (got %r); closing it", prefix)
-            return False
-        wire = await _read_frame(reader)
-        if wire is None:
-            return False
-        greeting = wire[4:].decode("utf-8", errors="backslashreplace")
-        recorded = script.welcome.fields[0] if script.welcome.fields else ""
-        if prefix + wire != script.greeting.wire():
-            expected = script.greeting.fields
-            report.divergences.append(Divergence(script.conn, script.greeting.line, expected, (greeting,), (0,)))
-            log.warning(
-                "replay of connection %d: client greeting %r differs from the recorded %r",
-                script.conn,
-                greeting,
-                expected[0] if expected else "",
-            )
-            try:
-                compatible = str(negotiate_version(greeting, int(recorded))) == recorded
-            except (SimulationRequestError, ValueError) as exc:
-                log.warning("replay of connection %d: %s; closing", script.conn, exc)
-                return False
-            if not compatible:
-                log.warning(
-                    "replay of connection %d: the client does not accept the recorded server version %s; closing",
-                    script.conn,
-                    recorded,
-                )
-                return False
-        writer.write(script.welcome.wire())
-        await writer.drain()
-        return True
-
-    async def _compare(
-        self,
-        script: ConnectionScript,
-        report: ReplayReport,
-        expected: RecordedEvent,
-        wire: bytes,
-        writer: asyncio.StreamWriter,
-    ) -> bool:
-        """Compare a client frame with the recorded one; False when the connection must end."""
-        received = tuple(split_payload(wire[4:]))
-        positions = differing_fields(expected.fields, received, self.lenient)
-        if not positions:
-            return True
-        return await self._diverged(
-            report, Divergence(script.conn, expected.line, expected.fields, received, positions), writer
-        )
-
-    async def _diverged(self, report: ReplayReport, divergence: Divergence, writer: asyncio.StreamWriter) -> bool:
-        report.divergences.append(divergence)
-        text = divergence.describe()
-        log.warning("replay %s connection %d: divergence: %s", self.recording.path, divergence.connection, text)
-        msg_id = _msg_id(divergence.received)
-        position = _REQUESTS.get(msg_id, ("", 0))[1] if msg_id is not None else 0
-        req_field = divergence.received[position] if 0 < position < len(divergence.received) else ""
-        req_id = int(req_field) if req_field.lstrip("-").isdigit() else -1
-        cause = f"Error validating request.-'{msg_id}' : cause - replay divergence: {text}"
-        writer.write(frame(m.error(req_id, 321, cause)))
-        await writer.drain()
-        return self.on_divergence == "continue"
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
-    """The next length-prefixed frame with its prefix; None on a clean end of stream."""
-    try:
-        header = await reader.readexactly(4)
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            return None
-        raise
-    (size,) = struct.unpack(">I", header)
-    if size > MAX_FRAME:
-        raise ConnectionError(f"frame of {size} bytes exceeds the {MAX_FRAME}-byte limit")
-    return header + await reader.readexactly(size)
-
-
-async def serve_replay(server: ReplayServer, host: str = "127.0.0.1", port: int = 7497) -> None:
-    """Run ``server`` until SIGTERM or cancellation (the CLI entry point).
-
-    Raises:
-        OSError: the port cannot be bound.
-    """
-    await server.start(host, port)
-    try:
-        await _until_terminated()
-    finally:
-        await server.stop()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quanticity.execution.position_store import (
+from quanticity.execution.positions import (
     BrokerPosition,
     ContractKey,
     LedgerFill,

@@ -17,13 +17,12 @@ from quanticity.simulation.tws.recording import (
     FrameCutter,
     RecordedEvent,
     RecordingFormatError,
-    RecordingProxy,
     RecordingWriteError,
     RecordingWriter,
-    ReplayServer,
-    differing_fields,
     read_recording,
 )
+from quanticity.simulation.tws.recording_proxy import RecordingProxy
+from quanticity.simulation.tws.replay import ReplayServer, differing_fields
 
 GREETING = b"API\0" + struct.pack(">I", 9) + b"v157..176"
 
