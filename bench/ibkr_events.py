@@ -91,12 +91,12 @@ from quanticity.observability.metrics import Metrics
 from quanticity.runtime.embedded import EmbeddedRuntime
 from quanticity.runtime.probes import tcp_answers
 from quanticity.runtime.process import ChildProcess, free_loopback_port
-from quanticity.schemas import AuctionState, OptionQuote, Record, UnderlyingQuote
+from quanticity.schemas import AuctionState, OptionQuoteBatch, Record, UnderlyingQuote
 from quanticity.settings import Settings, SettingsHolder
 
 NEW_YORK = ZoneInfo("America/New_York")
 UNDERLYINGS = ("SPY", "QQQ", "IWM", "SPX")
-TIMED = (UnderlyingQuote, OptionQuote, AuctionState)  # records whose event_time is the arrival in ib_insync
+TIMED = (UnderlyingQuote, OptionQuoteBatch, AuctionState)  # records whose event_time is the arrival in ib_insync
 TARGET_EVENTS_S = 10_000.0
 TARGET_P99_MS = 20.0
 SUSTAINED_SHARE = 0.95
@@ -433,7 +433,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 @dataclass
 class AckClock:
-    """Acknowledged records and the arrival → ack latency of the timed ones."""
+    """Acknowledged events and the arrival → ack latency of the timed ones.
+
+    An option quote batch carries one event per row; each of its events has the batch's latency.
+    """
 
     acked: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -442,9 +445,10 @@ class AckClock:
         """Done-callback of a produce future."""
         if future.cancelled() or future.exception() is not None:
             return
-        self.acked += 1
+        events = len(record) if isinstance(record, OptionQuoteBatch) else 1
+        self.acked += events
         if isinstance(record, TIMED):
-            self.latencies_ms.append((time.time() - record.event_time.timestamp()) * 1000.0)
+            self.latencies_ms.extend([(time.time() - record.event_time.timestamp()) * 1000.0] * events)
 
 
 class TimedIngest(IbkrIngest):
@@ -501,7 +505,7 @@ class Window:
     offered: int  # events the amplifier sent (0 for the simulator load: unknown there)
     events: int  # ticker updates ib_insync reported
     records: int  # records the role emitted (0 for the raw client)
-    acked: int  # records the broker acknowledged in the window
+    acked: int  # events the broker acknowledged in the window (a batch: one per row)
     messages: int  # TWS messages decoded
     latencies_ms: list[float]
     cpu_s: dict[str, float]
@@ -895,29 +899,39 @@ def format_verdict(windows: Sequence[Window]) -> str:
             ref = raw.get("simulator")
             ratio = f"{sim_load.events / ref.events:.2f}" if ref is not None and ref.events else "n/a"
             lines.append(
-                f"  {name}: simulator load {sim_load.per_s(sim_load.acked):.0f} records/s acked "
+                f"  {name}: simulator load {sim_load.per_s(sim_load.acked):.0f} events/s acked "
                 f"(raw loop on the same load: {ref.per_s(ref.events) if ref else float('nan'):.0f} events/s, "
                 f"ratio {ratio})"
             )
         if not ok:
             lines.append(f"  {name}: no amplified rate sustained")
             continue
-        best = max(ok, key=lambda w: w.per_s(w.acked))
-        ref = raw.get(best.load)
-        overhead = (
-            f"; cpu/event {1e6 * best.cpu_s['this process'] / max(best.events, 1):.0f} µs vs raw "
-            f"{1e6 * ref.cpu_s['this process'] / max(ref.events, 1):.0f} µs"
-            if ref is not None
-            else ""
-        )
-        p99 = percentile(best.latencies_ms, 0.99)
-        met = best.per_s(best.acked) >= TARGET_EVENTS_S * SUSTAINED_SHARE and p99 <= TARGET_P99_MS
+        fastest = max(ok, key=lambda w: w.per_s(w.acked))
+        lines.append(f"  {name}: highest sustained rate: {_rate_line(fastest, raw)}")
+        within = [w for w in ok if percentile(w.latencies_ms, 0.99) <= TARGET_P99_MS]
+        best = max(within, key=lambda w: w.per_s(w.acked)) if within else None
+        met = best is not None and best.per_s(best.acked) >= TARGET_EVENTS_S * SUSTAINED_SHARE
         lines.append(
-            f"  {name}: {best.per_s(best.acked):.0f} records/s at {best.load}, p50 "
-            f"{percentile(best.latencies_ms, 0.5):.1f} ms, p99 {p99:.1f} ms{overhead} -> target "
+            f"  {name}: highest rate with p99 <= {TARGET_P99_MS:.0f} ms: "
+            f"{_rate_line(best, raw) if best is not None else 'none'} -> target "
             f"({TARGET_EVENTS_S:.0f}/s at p99 <= {TARGET_P99_MS:.0f} ms) {'MET' if met else 'NOT met'}"
         )
     return "\n".join(lines)
+
+
+def _rate_line(window: Window, raw: dict[str, Window]) -> str:
+    """Rate, latency and CPU per event of one window, against the raw client at the same load."""
+    ref = raw.get(window.load)
+    overhead = (
+        f"; cpu/event {1e6 * window.cpu_s['this process'] / max(window.events, 1):.0f} µs vs raw "
+        f"{1e6 * ref.cpu_s['this process'] / max(ref.events, 1):.0f} µs"
+        if ref is not None
+        else ""
+    )
+    return (
+        f"{window.per_s(window.acked):.0f} events/s at {window.load}, p50 "
+        f"{percentile(window.latencies_ms, 0.5):.1f} ms, p99 {percentile(window.latencies_ms, 0.99):.1f} ms{overhead}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,7 +39,17 @@ from quanticity.ibkr.market_data import MarketDataFeed, RecordStamp
 from quanticity.ibkr.market_depth import DepthRotator
 from quanticity.ibkr.pacing import MARKET_DATA, Pacer
 from quanticity.ibkr.settings import IbkrSettings
-from quanticity.schemas import AuctionState, Bar, DepthSnapshot, OptionQuote, Record, Tick, UnderlyingQuote
+from quanticity.observability.gc_pauses import freeze_long_lived
+from quanticity.schemas import (
+    AuctionState,
+    Bar,
+    DepthSnapshot,
+    OptionQuote,
+    OptionQuoteBatch,
+    Record,
+    Tick,
+    UnderlyingQuote,
+)
 from quanticity.schemas.codec import encode_record
 from quanticity.storage.redis_timeseries import TimeSeriesWriter
 
@@ -49,6 +59,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 TOPIC_OF: dict[type[Record], str] = {
     UnderlyingQuote: "quotes",
     OptionQuote: "quotes",
+    OptionQuoteBatch: "quotes",
     AuctionState: "quotes",
     Tick: "ticks",
     Bar: "ticks",
@@ -120,6 +131,7 @@ class IbkrIngest:
                     # The supervisor keeps trying; say so at ERROR until TWS answers.
                     log.error("ibkr_not_connected_yet", error=str(exc))
             await self._subscribe_all()
+            freeze_long_lived("ibkr subscriptions")  # the tickers live as long as the role
             await asyncio.gather(publisher, self._flush_forever())
         finally:
             publisher.cancel()

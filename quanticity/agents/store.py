@@ -29,6 +29,7 @@ from quanticity.schemas import (
     NewsItem,
     OptionChainSnapshot,
     OptionQuote,
+    OptionQuoteBatch,
     Record,
     Tick,
     UnderlyingQuote,
@@ -108,6 +109,7 @@ class StoreHandlers:
             UnderlyingQuote: self.on_quote,
             OptionChainSnapshot: self.on_chain,
             OptionQuote: self.on_ibkr,
+            OptionQuoteBatch: self.on_ibkr,
             AuctionState: self.on_ibkr,
             Tick: self.on_tick,
             DepthSnapshot: self.on_depth,
@@ -123,7 +125,7 @@ class StoreHandlers:
             self._stores = Stores.build(self.ctx)
         return self._stores
 
-    async def on_ibkr(self, record: UnderlyingQuote | OptionQuote | AuctionState | Bar) -> None:
+    async def on_ibkr(self, record: UnderlyingQuote | OptionQuote | OptionQuoteBatch | AuctionState | Bar) -> None:
         await retry_redis(lambda: self.stores.ibkr.store([record]), "store_ibkr", record, self.ctx)
 
     async def on_tick(self, tick: Tick) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from quanticity.app.factory import build_app
 from quanticity.app.monitors import ConnectionMonitor, broker_monitor, redis_monitor
 from quanticity.app.roles import RoleSpec
 from quanticity.errors import BrokerUnavailableError
+from quanticity.observability.gc_pauses import freeze_long_lived
 from quanticity.observability.http import MetricsServer
 from quanticity.observability.logging import set_level
 from quanticity.observability.metrics import Metrics
@@ -83,6 +85,7 @@ class Platform:
     async def _start(self) -> None:
         s = self.settings
         obs = s.observability
+        self.metrics.gc.install()
         if obs.metrics_port:
             self.server = MetricsServer(self.metrics, obs.metrics_host, obs.metrics_port, obs.textfile_dir)
             self.server.start()
@@ -116,6 +119,7 @@ class Platform:
             monitor.start()
         await self._start_apps()
         self.holder.subscribe(self._on_reload)
+        freeze_long_lived("platform started")  # full collections skip what start-up built
         self._print_banner(bootstrap, redis_url)
 
     async def _start_av_simulator(self) -> AlphaVantageEndpoint:
@@ -297,6 +301,8 @@ class Platform:
             await self.runtime.stop()
         if self.server is not None:
             self.server.stop()
+        self.metrics.gc.uninstall()
+        gc.unfreeze()  # what the stopped roles held may be collected again
         self.stopped.set()
 
 

@@ -32,7 +32,7 @@ from quanticity.ibkr.bar_aggregator import OhlcvBar, TradeBarAggregator
 from quanticity.ibkr.connection_manager import IbkrConnection
 from quanticity.ibkr.contracts import parse_expiry
 from quanticity.ibkr.metrics import IbkrMetrics
-from quanticity.schemas import AuctionState, Bar, OptionQuote, Record, Tick, UnderlyingQuote, stable_id
+from quanticity.schemas import AuctionState, Bar, OptionQuoteBatch, Record, Tick, UnderlyingQuote, stable_id
 from quanticity.settings.model import Mode
 
 log = structlog.get_logger(__name__)
@@ -143,8 +143,35 @@ def auction_state(ticker: Ticker, stamp: RecordStamp) -> AuctionState | None:
     )
 
 
-def option_quote(ticker: Ticker, stamp: RecordStamp) -> OptionQuote | None:
-    """The L1 quote and model greeks of an option ticker, or None while it is empty."""
+#: The columns of an :class:`OptionQuoteBatch` row, in the order :func:`option_row` returns them.
+ROW_FIELDS: Final = (
+    "expiry",
+    "strike",
+    "right",
+    "contract_id",
+    "bid",
+    "ask",
+    "last",
+    "bid_size",
+    "ask_size",
+    "volume",
+    "open_interest",
+    "implied_vol",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+    "underlying_price",
+)
+OptionRow = tuple[Any, ...]
+
+
+def option_row(ticker: Ticker) -> OptionRow | None:
+    """The L1 quote and model greeks of an option ticker as a batch row (``ROW_FIELDS``), or None while empty.
+
+    A crossed book keeps neither side; negative prices and sizes are dropped, so every row
+    this returns passes the batch's checks.
+    """
     contract = ticker.contract
     assert contract is not None  # noqa: S101
     bid, ask, last = _price(ticker.bid), _price(ticker.ask), _price(ticker.last)
@@ -157,30 +184,38 @@ def option_quote(ticker: Ticker, stamp: RecordStamp) -> OptionQuote | None:
     if iv is None and greeks is not None:
         iv = _num(greeks.impliedVol)
     oi = ticker.callOpenInterest if contract.right == "C" else ticker.putOpenInterest
-    when = _event_time(ticker)
-    rid = stable_id("ibkr-opt", contract.conId, when.timestamp(), bid, ask, last, iv)
-    return OptionQuote(
-        symbol=contract.symbol,
-        expiry=_expiry(contract.lastTradeDateOrContractMonth),
-        strike=float(contract.strike),
-        right="C" if contract.right.startswith("C") else "P",
-        contract_id=contract.conId or None,
-        bid=bid,
-        ask=ask,
-        last=last,
-        bid_size=_size(ticker.bidSize) if bid is not None else None,
-        ask_size=_size(ticker.askSize) if ask is not None else None,
-        volume=_size(ticker.volume),
-        open_interest=_size(oi),
-        implied_vol=iv if iv is not None and iv >= 0 else None,
-        delta=_num(greeks.delta) if greeks else None,
-        gamma=_num(greeks.gamma) if greeks else None,
-        vega=_num(greeks.vega) if greeks else None,
-        theta=_num(greeks.theta) if greeks else None,
-        underlying_price=_price(greeks.undPrice) if greeks else None,
-        delayed=ticker.marketDataType in DELAYED_TYPES,
-        **stamp.envelope(rid, when),
+    return (
+        _expiry(contract.lastTradeDateOrContractMonth),
+        float(contract.strike),
+        "C" if contract.right.startswith("C") else "P",
+        contract.conId or None,
+        bid,
+        ask,
+        last,
+        _size(ticker.bidSize) if bid is not None else None,
+        _size(ticker.askSize) if ask is not None else None,
+        _size(ticker.volume),
+        _size(oi),
+        iv if iv is not None and iv >= 0 else None,
+        _num(greeks.delta) if greeks else None,
+        _num(greeks.gamma) if greeks else None,
+        _num(greeks.vega) if greeks else None,
+        _num(greeks.theta) if greeks else None,
+        _price(greeks.undPrice) if greeks else None,
     )
+
+
+def option_batch(
+    symbol: str, event_time: datetime, rows: list[OptionRow], delayed: bool, stamp: RecordStamp
+) -> OptionQuoteBatch:
+    """The rows of one underlying observed at ``event_time`` as one record (id from their contents).
+
+    Raises:
+        pydantic.ValidationError: a row does not pass the batch's checks.
+    """
+    columns = {name: list(values) for name, values in zip(ROW_FIELDS, zip(*rows, strict=True), strict=True)}
+    rid = stable_id("ibkr-opt-batch", symbol, event_time.timestamp(), *((r[3], r[4], r[5], r[6], r[11]) for r in rows))
+    return OptionQuoteBatch(symbol=symbol, delayed=delayed, **columns, **stamp.envelope(rid, event_time))
 
 
 def tick_records(ticker: Ticker, stamp: RecordStamp) -> list[Tick]:
@@ -276,6 +311,8 @@ class MarketDataFeed:
         self._delayed: set[int] = set()
         self._bar_symbols: set[str] = set()  # real-time bars from TWS
         self._trade_bars = TradeBarAggregator(5)  # 5 s bars built from the trades of the other symbols
+        # Option rows waiting for the end of the socket read (or flush) that produced them.
+        self._option_rows: dict[tuple[str, datetime, bool], list[OptionRow]] = {}
         self._kind_metrics: dict[str, tuple[Counter, Histogram]] = {}  # labelled children, looked up once
         self.records = 0
         conn.ib.pendingTickersEvent += self._on_tickers
@@ -326,7 +363,7 @@ class MarketDataFeed:
         self.metrics.subscriptions.labels(self.conn.endpoint.role, "bars").set(len(self._bar_symbols))
 
     # ------------------------------------------------------------------ events
-    def _publish(self, record: Record | None, kind: str, received: float) -> None:
+    def _publish(self, record: Record | None, kind: str, received: float, events: int = 1) -> None:
         if record is None:
             return
         self.emit(record)
@@ -337,7 +374,7 @@ class MarketDataFeed:
                 self.metrics.events.labels(kind),
                 self.metrics.event_latency_ms.labels(kind),
             )
-        metrics[0].inc()
+        metrics[0].inc(events)
         metrics[1].observe((time.perf_counter() - received) * 1000.0)
 
     def _on_tickers(self, tickers: Iterable[Ticker]) -> None:
@@ -362,6 +399,8 @@ class MarketDataFeed:
                 line.dirty = True
                 continue
             self._emit_line(line, ticker, received, now)
+        if self._option_rows:
+            self._publish_option_rows(received)
         if seen:
             self.conn.note_data()
 
@@ -402,13 +441,18 @@ class MarketDataFeed:
             line = self._lines.get(contract.conId) if contract is not None else None
             if line is not None and line.dirty and now - line.last_emit >= self.coalesce_s:
                 self._emit_line(line, ticker, received, now)
+        if self._option_rows:
+            self._publish_option_rows(received)
 
     def _emit_line(self, line: _Line, ticker: Ticker, received: float, now: float) -> None:
         line.dirty = False
         line.last_emit = now
         try:
             if line.kind == "option":
-                self._publish(option_quote(ticker, self.stamp), "option_quote", received)
+                row = option_row(ticker)
+                if row is not None:
+                    batch_key = (line.contract.symbol, _event_time(ticker), ticker.marketDataType in DELAYED_TYPES)
+                    self._option_rows.setdefault(batch_key, []).append(row)
                 return
             self._publish(underlying_quote(ticker, self.stamp), "underlying_quote", received)
             auction = auction_state(ticker, self.stamp)
@@ -420,6 +464,24 @@ class MarketDataFeed:
         except (ValidationError, ValueError) as exc:
             self.metrics.events.labels("invalid").inc()
             log.error("ibkr_ticker_invalid", symbol=line.contract.symbol, con_id=line.contract.conId, error=str(exc))
+
+    def _publish_option_rows(self, received: float) -> None:
+        """One :class:`OptionQuoteBatch` per underlying (and event time) of the rows collected."""
+        pending, self._option_rows = self._option_rows, {}
+        for (symbol, when, delayed), rows in pending.items():
+            try:
+                batch = option_batch(symbol, when, rows, delayed, self.stamp)
+            except (ValidationError, ValueError) as exc:
+                # A row the checks refuse must not take the others with it: publish them one by one.
+                log.error("ibkr_option_batch_invalid", symbol=symbol, rows=len(rows), error=str(exc))
+                for row in rows:
+                    try:
+                        self._publish(option_batch(symbol, when, [row], delayed, self.stamp), "option_quote", received)
+                    except (ValidationError, ValueError) as row_exc:
+                        self.metrics.events.labels("invalid").inc()
+                        log.error("ibkr_ticker_invalid", symbol=symbol, con_id=row[3], error=str(row_exc))
+                continue
+            self._publish(batch, "option_quote", received, events=len(rows))
 
     def _on_bar(self, symbol: str, bars: Any, has_new: bool) -> None:
         if not has_new or len(bars) < 2:

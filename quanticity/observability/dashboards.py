@@ -291,6 +291,15 @@ def system_overview() -> dict[str, Any]:
             ],
             description="SIGHUP reloads; a rejected reload keeps the old configuration.",
         ),
+        _timeseries(
+            layout,
+            "GC pause p99",
+            [(_quantile(0.99, "gc_pause_seconds_bucket", "generation"), "gen {{generation}}")],
+            unit="s",
+            description="Cyclic garbage collections stop the whole process; long-lived start-up state is "
+            "frozen out of them (gc.freeze), so gen 2 should stay in milliseconds.",
+            width=24,
+        ),
         layout.row("Topics"),
         _timeseries(
             layout,

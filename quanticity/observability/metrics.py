@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from quanticity.data_ingestion.av_metrics import AlphaVantageMetrics
 from quanticity.ibkr.metrics import IbkrMetrics
 from quanticity.observability.analytics_metrics import AnalyticsMetrics
+from quanticity.observability.gc_pauses import GcPauseMeter
 
 # Latency buckets in seconds: fine below 100 ms (the smoke target), coarse above.
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -39,6 +40,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self.gc = GcPauseMeter(r)  # gc_pause_seconds; the platform installs it while it runs
         # --- process / module health
         self.system_module_up = Gauge(
             "system_module_up",

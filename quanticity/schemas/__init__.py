@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quanticity.schemas.base import Record, Source, SymbolRecord, stable_id, utc_now
-from quanticity.schemas.level1 import AuctionState, OptionQuote
+from quanticity.schemas.level1 import AuctionState, OptionQuote, OptionQuoteBatch
 from quanticity.schemas.market import (
     Bar,
     DepthLevel,
@@ -35,6 +35,7 @@ __all__ = [
     "NewsItem",
     "OptionChainSnapshot",
     "OptionQuote",
+    "OptionQuoteBatch",
     "OrderEvent",
     "Record",
     "Signal",

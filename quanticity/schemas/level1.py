@@ -1,4 +1,4 @@
-"""Level-1 records per contract: option quotes with model greeks, and closing-auction state."""
+"""Level-1 records: option quotes with model greeks (one contract, or a batch of one underlying), closing auction."""
 
 from __future__ import annotations
 
@@ -49,6 +49,73 @@ class OptionQuote(SymbolRecord):
         if self.bid is None or self.ask is None:
             return None
         return (self.bid + self.ask) / 2.0
+
+
+#: The value columns of :class:`OptionQuoteBatch` that must be >= 0 where present.
+BATCH_NON_NEGATIVE = (
+    "bid",
+    "ask",
+    "last",
+    "bid_size",
+    "ask_size",
+    "volume",
+    "open_interest",
+    "implied_vol",
+    "underlying_price",
+)
+BATCH_COLUMNS = ("expiry", "strike", "right", "contract_id", *BATCH_NON_NEGATIVE, "delta", "gamma", "vega", "theta")
+
+
+class OptionQuoteBatch(SymbolRecord):
+    """L1 quotes and model greeks of several option contracts of one underlying, in columnar form.
+
+    Row ``i`` across the columns is one :class:`OptionQuote`. The IBKR ingest role publishes
+    the option lines of an underlying that changed in one socket read as one batch, so a
+    busy chain costs one message per read instead of one per contract; ``event_time`` is
+    the read's arrival (the same for every row, as ib_insync stamps it).
+    """
+
+    type: Literal["option_quote_batch"] = "option_quote_batch"
+    expiry: list[date]
+    strike: list[float]
+    right: list[Right]
+    contract_id: list[int | None]
+    bid: list[float | None]
+    ask: list[float | None]
+    last: list[float | None]
+    bid_size: list[float | None]
+    ask_size: list[float | None]
+    volume: list[float | None]
+    open_interest: list[float | None]
+    implied_vol: list[float | None]
+    delta: list[float | None]
+    gamma: list[float | None]
+    vega: list[float | None]
+    theta: list[float | None]
+    underlying_price: list[float | None]
+    delayed: bool = Field(default=False, description="true when any row is served as delayed data")
+
+    @model_validator(mode="after")
+    def _check_rows(self) -> OptionQuoteBatch:
+        rows = len(self.strike)
+        if rows == 0:
+            raise ValueError("an option quote batch needs at least one row")
+        for name in BATCH_COLUMNS:
+            if len(getattr(self, name)) != rows:
+                raise ValueError(f"column {name} has {len(getattr(self, name))} rows, strike has {rows}")
+        if min(self.strike) <= 0:
+            raise ValueError(f"row {self.strike.index(min(self.strike))}: strike must be > 0")
+        for name in BATCH_NON_NEGATIVE:
+            for i, value in enumerate(getattr(self, name)):
+                if value is not None and value < 0:
+                    raise ValueError(f"row {i}: {name} {value} is negative")
+        for i, (bid, ask) in enumerate(zip(self.bid, self.ask, strict=True)):
+            if bid is not None and ask is not None and bid > ask:
+                raise ValueError(f"row {i}: crossed quote: bid {bid} > ask {ask}")
+        return self
+
+    def __len__(self) -> int:
+        return len(self.strike)
 
 
 class AuctionState(SymbolRecord):

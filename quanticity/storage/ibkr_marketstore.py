@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from quanticity.schemas import AuctionState, Bar, OptionQuote, Tick, UnderlyingQuote
+from quanticity.schemas import AuctionState, Bar, OptionQuote, OptionQuoteBatch, Tick, UnderlyingQuote
 from quanticity.storage.redis_timeseries import (
     PRICE_LADDER,
     Compaction,
@@ -43,7 +43,7 @@ _BAR_AGGREGATION = {"open": "first", "high": "max", "low": "min", "close": "last
 _BAR_RETENTION_MS = {"1m": 30 * 86_400_000, "2m": 30 * 86_400_000, "5m": 90 * 86_400_000}
 
 
-def _ms(record: UnderlyingQuote | OptionQuote | AuctionState | Bar | Tick) -> int:
+def _ms(record: UnderlyingQuote | OptionQuote | OptionQuoteBatch | AuctionState | Bar | Tick) -> int:
     return epoch_ms(record.event_time)
 
 
@@ -130,6 +130,38 @@ def option_samples(quote: OptionQuote) -> tuple[list[SeriesSpec], list[tuple[str
     return specs, samples
 
 
+def option_batch_samples(batch: OptionQuoteBatch) -> tuple[list[SeriesSpec], list[tuple[str, int, float]]]:
+    """Series and samples of every row of a batch, as :func:`option_samples` gives them per quote."""
+    ts = _ms(batch)
+    symbol = batch.symbol
+    columns = {  # the fields and order of option_samples; "mid" is filled in per row
+        "bid": batch.bid,
+        "ask": batch.ask,
+        "mid": batch.bid,
+        "last": batch.last,
+        "iv": batch.implied_vol,
+        "delta": batch.delta,
+        "gamma": batch.gamma,
+        "vega": batch.vega,
+        "theta": batch.theta,
+        "underlying": batch.underlying_price,
+    }
+    specs, samples = [], []
+    for i, (expiry, strike, right) in enumerate(zip(batch.expiry, batch.strike, batch.right, strict=True)):
+        bid, ask = batch.bid[i], batch.ask[i]
+        values = {name: column[i] for name, column in columns.items()}
+        values["mid"] = (bid + ask) / 2.0 if bid is not None and ask is not None else None  # as OptionQuote.mid
+        extra = {"expiry": f"{expiry:%Y%m%d}", "strike": strike_text(strike), "right": right}
+        for field, value in values.items():
+            if value is None:
+                continue
+            key = option_key(symbol, expiry, strike, right, field)
+            labels = _labels("ibkr_option", symbol, field, **extra)
+            specs.append(SeriesSpec(key, labels, FULL_RESOLUTION_MS, PRICE_LADDER, chunk_size=256))
+            samples.append((key, ts, float(value)))
+    return specs, samples
+
+
 def auction_samples(state: AuctionState) -> tuple[list[SeriesSpec], list[tuple[str, int, float]]]:
     """Series and samples of a closing-auction update."""
     values = {
@@ -174,7 +206,9 @@ class IbkrMarketStore:
     def __init__(self, writer: TimeSeriesWriter) -> None:
         self.writer = writer
 
-    async def store(self, records: Sequence[UnderlyingQuote | OptionQuote | AuctionState | Bar]) -> MaddResult:
+    async def store(
+        self, records: Sequence[UnderlyingQuote | OptionQuote | OptionQuoteBatch | AuctionState | Bar]
+    ) -> MaddResult:
         """Write the records' samples in one ``TS.MADD``, creating missing series first.
 
         Raises:
@@ -187,6 +221,8 @@ class IbkrMarketStore:
                 s, v = underlying_samples(record)
             elif isinstance(record, OptionQuote):
                 s, v = option_samples(record)
+            elif isinstance(record, OptionQuoteBatch):
+                s, v = option_batch_samples(record)
             elif isinstance(record, AuctionState):
                 s, v = auction_samples(record)
             else:

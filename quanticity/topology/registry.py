@@ -23,6 +23,7 @@ from quanticity.schemas import (
     NewsItem,
     OptionChainSnapshot,
     OptionQuote,
+    OptionQuoteBatch,
     OrderEvent,
     Record,
     Signal,
@@ -78,7 +79,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "quotes",
         "symbol",
-        (UnderlyingQuote, OptionChainSnapshot, OptionQuote, AuctionState),
+        (UnderlyingQuote, OptionChainSnapshot, OptionQuote, OptionQuoteBatch, AuctionState),
         7 * _DAY_MS,
         "underlying L1 quotes, option chain snapshots (one message per underlying+expiry), option L1, auction state",
     ),

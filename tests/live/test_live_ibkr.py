@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -44,7 +44,7 @@ from quanticity.ibkr.market_depth import DepthRotator
 from quanticity.ibkr.metrics import IbkrMetrics
 from quanticity.ibkr.pacing import MARKET_DATA, ORDERS, Pacer
 from quanticity.ibkr.settings import DepthSettings, DepthVenue, IbkrSettings
-from quanticity.schemas import DepthSnapshot, OptionQuote, OrderEvent, Record, UnderlyingQuote
+from quanticity.schemas import DepthSnapshot, OptionQuoteBatch, OrderEvent, Record, UnderlyingQuote
 from quanticity.storage.ibkr_events import OrderLedger
 from tests.conftest import LIVE_IBKR_DEPTH_BOOKS, LIVE_IBKR_PACING_WAIT_S, Stack, unique
 
@@ -199,14 +199,20 @@ async def test_live_limited_chain_streams_l1_with_greeks(
         assert len(options) == 2 * len(strikes) == 10 and all(o.conId for o in options)
         await feed.subscribe_l1(options, "option")
 
-        def with_greeks() -> list[OptionQuote]:
-            return [r for r in records if isinstance(r, OptionQuote) and r.delta is not None]
+        def with_greeks() -> list[tuple[date, float, float, float | None]]:
+            return [
+                (b.expiry[i], b.strike[i], delta, b.implied_vol[i])
+                for b in records
+                if isinstance(b, OptionQuoteBatch)
+                for i, delta in enumerate(b.delta)
+                if delta is not None
+            ]
 
         await _wait_for(lambda: len(with_greeks()) > 0, 45, "an option quote with model greeks")
-        quote = with_greeks()[-1]
-        assert quote.expiry == expiry and quote.strike in strikes
-        assert -1.0 <= (quote.delta or 0.0) <= 1.0
-        assert quote.implied_vol is None or quote.implied_vol > 0
+        quote_expiry, strike, delta, iv = with_greeks()[-1]
+        assert quote_expiry == expiry and strike in strikes
+        assert -1.0 <= delta <= 1.0
+        assert iv is None or iv > 0
     finally:
         record_property(LIVE_IBKR_PACING_WAIT_S, chain_session.pacing_wait_s())
         if conn.ib.isConnected():  # free the market data lines of a real account at once
