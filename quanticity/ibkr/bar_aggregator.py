@@ -81,6 +81,11 @@ class TradeBarAggregator:
         self._open: dict[str, _Open] = {}
         self._closed_until: dict[str, datetime] = {}
 
+    @property
+    def symbols(self) -> frozenset[str]:
+        """Symbols this aggregator has built bars for (open or closed)."""
+        return frozenset(self._open) | frozenset(self._closed_until)
+
     def add(self, symbol: str, when: datetime, price: float, size: float) -> list[OhlcvBar]:
         """Add one trade; returns the bar it completed (a trade of a later bucket), if any.
 

@@ -33,6 +33,7 @@ from quanticity.ibkr.connection_manager import IbkrConnection
 from quanticity.ibkr.contracts import parse_expiry
 from quanticity.ibkr.metrics import IbkrMetrics
 from quanticity.schemas import AuctionState, Bar, OptionQuoteBatch, Record, Tick, UnderlyingQuote, stable_id
+from quanticity.schemas.level1 import BATCH_COLUMNS
 from quanticity.settings.model import Mode
 
 log = structlog.get_logger(__name__)
@@ -143,26 +144,7 @@ def auction_state(ticker: Ticker, stamp: RecordStamp) -> AuctionState | None:
     )
 
 
-#: The columns of an :class:`OptionQuoteBatch` row, in the order :func:`option_row` returns them.
-ROW_FIELDS: Final = (
-    "expiry",
-    "strike",
-    "right",
-    "contract_id",
-    "bid",
-    "ask",
-    "last",
-    "bid_size",
-    "ask_size",
-    "volume",
-    "open_interest",
-    "implied_vol",
-    "delta",
-    "gamma",
-    "vega",
-    "theta",
-    "underlying_price",
-)
+ROW_FIELDS: Final = BATCH_COLUMNS  # the order option_row returns a row's values in
 OptionRow = tuple[Any, ...]
 
 
@@ -412,6 +394,11 @@ class MarketDataFeed:
             self._publish_trade_bar(bar, received)
         if self._trade_bars.late_trades != late:
             self.metrics.late_trades.inc()
+
+    @property
+    def trade_bar_symbols(self) -> frozenset[str]:
+        """Symbols whose 5 s bars this feed builds from trades (tick-by-tick without TWS real-time bars)."""
+        return self._trade_bars.symbols
 
     def close_trade_bars(self, now: datetime | None = None) -> None:
         """Publish the trade-built 5 s bars whose bucket has ended (call about once a second)."""

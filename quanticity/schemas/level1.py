@@ -63,7 +63,26 @@ BATCH_NON_NEGATIVE = (
     "implied_vol",
     "underlying_price",
 )
-BATCH_COLUMNS = ("expiry", "strike", "right", "contract_id", *BATCH_NON_NEGATIVE, "delta", "gamma", "vega", "theta")
+#: Every column of :class:`OptionQuoteBatch`, in row order (the IBKR feed builds its rows in this order).
+BATCH_COLUMNS = (
+    "expiry",
+    "strike",
+    "right",
+    "contract_id",
+    "bid",
+    "ask",
+    "last",
+    "bid_size",
+    "ask_size",
+    "volume",
+    "open_interest",
+    "implied_vol",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+    "underlying_price",
+)
 
 
 class OptionQuoteBatch(SymbolRecord):

@@ -7,7 +7,6 @@ deterministic replay is :mod:`quanticity.simulation.tws.replay`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -251,8 +250,7 @@ async def until_terminated(failure: Awaitable[BaseException] | None = None) -> N
     """Wait for SIGTERM (SIGINT cancels through ``asyncio.run``), or raise what ``failure`` returns first."""
     terminated = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError):  # signal handlers are POSIX-only
-        loop.add_signal_handler(signal.SIGTERM, terminated.set)
+    loop.add_signal_handler(signal.SIGTERM, terminated.set)  # POSIX, as every platform the project supports
     waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(terminated.wait())]
     failed = asyncio.ensure_future(failure) if failure is not None else None
     if failed is not None:
@@ -262,8 +260,7 @@ async def until_terminated(failure: Awaitable[BaseException] | None = None) -> N
     finally:
         for wait in waits:
             wait.cancel()
-        with contextlib.suppress(NotImplementedError):
-            loop.remove_signal_handler(signal.SIGTERM)
+        loop.remove_signal_handler(signal.SIGTERM)
     if failed is not None and failed.done() and not failed.cancelled():
         raise failed.result()
 
