@@ -253,7 +253,8 @@ async def _simulator_main(args: argparse.Namespace) -> None:
             if os.getppid() == 1:  # the parent died without stopping us
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.1)
+                async with asyncio.timeout(0.1):
+                    await stop.wait()
     finally:
         pump.cancel()
         write_stats(final=True)

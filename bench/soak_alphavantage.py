@@ -169,7 +169,8 @@ async def _simulator_main(args: argparse.Namespace) -> None:
             if os.getppid() == 1:  # the soak died without stopping us
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.05)
+                async with asyncio.timeout(0.05):
+                    await stop.wait()
     finally:
         stats = {
             "quota": {key: asdict(value) for key, value in state.quota.stats().items()},
@@ -721,7 +722,8 @@ async def _soak(
     progress = asyncio.ensure_future(_progress(pipeline, scheduler, stop, out))
     try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), options.hours * 3600.0 / speed)
+            async with asyncio.timeout(options.hours * 3600.0 / speed):
+                await stop.wait()
         simulated = pipeline.sim_seconds()
         pipeline.stopped.set()  # queued calls return at once; calls in flight finish
         stop.set()

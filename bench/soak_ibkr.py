@@ -339,7 +339,8 @@ class Soak:
         async with httpx.AsyncClient(base_url=self.sim.control_url, timeout=10.0) as http:
             for kind in itertools.cycle(FAULTS):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), every_s)
+                    async with asyncio.timeout(every_s):
+                        await stop.wait()
                 if stop.is_set():
                     return
                 try:
@@ -368,7 +369,8 @@ class Soak:
         every_s = self.options.order_every_min * 60.0 / self.options.speed
         for n in itertools.count():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_s)
+                async with asyncio.timeout(every_s):
+                    await stop.wait()
             if stop.is_set():
                 return
             action = ACTIONS[n % len(ACTIONS)]
@@ -578,11 +580,13 @@ async def _soak(options: SoakOptions, sim: SimulatorChild, redis: Redis, out: Ca
     ]
     try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), wall_s)
+            async with asyncio.timeout(wall_s):
+                await stop.wait()
         stop.set()
         for task in tasks:
             try:
-                await asyncio.wait_for(task, 20.0)
+                async with asyncio.timeout(20.0):
+                    await task
             except TimeoutError:
                 ledger.crashes.append(f"{task!r} did not stop within 20 s")
             except Exception as exc:  # noqa: BLE001 - a crashed actor is a finding, not a reason to skip the report
@@ -650,7 +654,8 @@ async def _progress(soak: Soak, stop: asyncio.Event, out: Callable[[str], None])
     started = time.monotonic()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)
+            async with asyncio.timeout(every_s):
+                await stop.wait()
         if stop.is_set():
             return
         sim_h = (time.monotonic() - started) * soak.options.speed / 3600.0

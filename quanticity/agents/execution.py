@@ -134,7 +134,8 @@ class ExecutionRole:
                 self.ctx.metrics.ibkr.error_events.labels("reconcile").inc()
                 log.error("positions_reconcile_failed", error=repr(exc), loaded=loaded)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reconcile_now.wait(), self.ctx.settings.current.ibkr.reconcile_interval_s)
+                async with asyncio.timeout(self.ctx.settings.current.ibkr.reconcile_interval_s):
+                    await self._reconcile_now.wait()
             self._reconcile_now.clear()
 
     def _account(self) -> str:

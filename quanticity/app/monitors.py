@@ -73,7 +73,8 @@ def redis_monitor(redis: Redis, metrics: Metrics, interval_s: float, timeout_s: 
     async def probe() -> bool:
         try:
             started = asyncio.get_running_loop().time()
-            ok = bool(await asyncio.wait_for(redis.ping(), timeout_s))
+            async with asyncio.timeout(timeout_s):
+                ok = bool(await redis.ping())
             metrics.redis_command_latency.labels(operation="ping").observe(asyncio.get_running_loop().time() - started)
             return ok
         except (RedisError, OSError, TimeoutError):

@@ -220,7 +220,8 @@ class Platform:
         async with self._apps_lock:
             for role, app in reversed(self.apps):
                 try:
-                    await asyncio.wait_for(app.stop(), 20)
+                    async with asyncio.timeout(20):
+                        await app.stop()
                 except TimeoutError:
                     log.error("role_stop_timed_out", role=role.name)
                 self.metrics.system_module_up.labels(module=role.name).set(0)
@@ -310,8 +311,13 @@ async def run_until_signalled(platform: Platform) -> None:
     """Start ``platform``, run until SIGINT/SIGTERM, then stop it. SIGHUP reloads settings."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def request_stop(sig: signal.Signals) -> None:
+        log.info("stop_requested", signal=sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, request_stop, sig)
     loop.add_signal_handler(signal.SIGHUP, platform.holder.reload)
     try:
         start = asyncio.create_task(platform.start())
@@ -321,6 +327,7 @@ async def run_until_signalled(platform: Platform) -> None:
             start.result()  # re-raise a start-up failure
             await waiter
         else:
+            log.info("start_up_interrupted")
             start.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await start

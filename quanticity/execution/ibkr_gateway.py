@@ -89,9 +89,11 @@ class IbkrOrderGateway:
         if router is None:
             return
         timeout = self.conn.settings.request_timeout_s
-        fills: list[Fill] = await asyncio.wait_for(ib.reqExecutionsAsync(), timeout)
+        async with asyncio.timeout(timeout):
+            fills: list[Fill] = await ib.reqExecutionsAsync()
         await self.conn.pace(1)
-        completed: list[Trade] = await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=True), timeout)
+        async with asyncio.timeout(timeout):
+            completed: list[Trade] = await ib.reqCompletedOrdersAsync(apiOnly=True)
         known: set[str] = set()
         try:
             for fill in fills:
@@ -148,7 +150,8 @@ class IbkrOrderGateway:
             return cached
         timeout = self.conn.settings.request_timeout_s
         try:
-            await asyncio.wait_for(qualify(self.conn.ib, [contract], self.conn.pace), timeout)
+            async with asyncio.timeout(timeout):
+                await qualify(self.conn.ib, [contract], self.conn.pace)
         except ContractError as exc:
             raise OrderRejectedError(f"order {token}: {exc.message}") from exc
         except TimeoutError:

@@ -130,7 +130,8 @@ class IbkrConnection:
             IbkrConnectError: not connected within ``timeout_s``.
         """
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
         except TimeoutError:
             e = self.endpoint
             raise IbkrConnectError(e.host, e.port, e.client_id, self._last_error) from None
@@ -265,7 +266,8 @@ class IbkrConnection:
         while self.is_connected:
             await asyncio.sleep(self.settings.heartbeat_interval_s)
             try:
-                await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self.settings.heartbeat_timeout_s)
+                async with asyncio.timeout(self.settings.heartbeat_timeout_s):
+                    await self.ib.reqCurrentTimeAsync()
             except (TimeoutError, ConnectionError):
                 if not self.is_connected:
                     return

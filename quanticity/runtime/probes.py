@@ -15,7 +15,8 @@ async def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
     """True when the broker answers a metadata request within ``timeout_s``."""
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     try:  # a plain connect first: aiokafka logs every refused bootstrap at ERROR level
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, int(port))
     except (OSError, TimeoutError):
         return False
     writer.close()
@@ -25,7 +26,8 @@ async def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
         connections_max_idle_ms=int(timeout_s * 2000),
     )
     try:
-        await asyncio.wait_for(client.bootstrap(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await client.bootstrap()
         return True
     except (KafkaError, OSError, TimeoutError):
         return False
@@ -58,7 +60,8 @@ async def http_answers(url: str, timeout_s: float = 2.0) -> bool:
 async def tcp_answers(host: str, port: int, timeout_s: float = 2.0) -> bool:
     """True when something accepts a TCP connection on ``host:port``."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError):
         return False
     writer.close()

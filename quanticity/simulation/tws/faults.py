@@ -63,7 +63,8 @@ class FaultState:
         while self.stalled:
             self._resumed.clear()
             try:
-                await asyncio.wait_for(self._resumed.wait(), max(self.stalled_until - time.monotonic(), 0.01))
+                async with asyncio.timeout(max(self.stalled_until - time.monotonic(), 0.01)):
+                    await self._resumed.wait()
             except TimeoutError:
                 continue
 

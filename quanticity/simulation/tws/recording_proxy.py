@@ -146,9 +146,8 @@ class RecordingProxy:
             client_writer.close()
             return
         try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(*self.upstream), self.connect_timeout_s
-            )
+            async with asyncio.timeout(self.connect_timeout_s):
+                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except (OSError, TimeoutError) as exc:
             log.warning("client %s: upstream TWS %s:%d unreachable (%r); closing it", where, *self.upstream, exc)
             client_writer.close()

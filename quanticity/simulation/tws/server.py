@@ -116,7 +116,8 @@ class TwsSimulator:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):  # wait_closed only reports what close() already did
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._server.wait_closed()
             self._server = None
 
     async def _drop_all(self) -> None:
