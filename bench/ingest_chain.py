@@ -13,11 +13,16 @@ closes every fifth poll). Stages per iteration:
   and ``iv`` for every contract up to 60 DTE, in one pipeline;
 - floor: the Redis server's own time for our commands (``INFO commandstats``): ``TS.MADD``
   and the documents' ``SET`` separately;
-- rules: after the timed loop, the same ``TS.MADD`` commands replayed into series without
-  compaction rules, to show what the 1 m / 5 m rules cost the server.
+- rules: after the timed loop, the polls' raw samples replayed into series with server-side
+  1 m / 5 m rules and into series without any compaction, to show what the rules would cost
+  the server (the store computes the compactions itself and writes them when a bucket closes).
 
 Also printed, outside the total: ``decode``, the store role's ``decode_record`` of the wire
 bytes (the broker hop itself is not measured).
+
+The set-up (the simulated market, every poll's bodies) is frozen out of the garbage
+collector's full collections, as the platform freezes its start-up state: otherwise a
+collection that walks it lands in a timed stage now and then.
 
 Run: ``PYTHONPATH=. python bench/ingest_chain.py [iterations]``. It starts its own Redis Stack
 (embedded binaries, AOF on as in the embedded runtime) on a free port and stops it. Report
@@ -32,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -40,13 +46,20 @@ from redis.asyncio import Redis
 
 from bench.common import embedded_runtime
 from quanticity.data_ingestion.normalizer import NormalizeContext, normalize
+from quanticity.observability.gc_pauses import freeze_long_lived
 from quanticity.observability.metrics import Metrics
 from quanticity.schemas import OptionChainSnapshot
 from quanticity.schemas.codec import decode_record, encode_record
 from quanticity.simulation.alphavantage import formats
 from quanticity.simulation.market import SimulatedMarket
-from quanticity.storage.option_store import OptionChainStore, chain_series, days_to_expiry
-from quanticity.storage.redis_timeseries import SeriesSpec, TimeSeriesWriter
+from quanticity.storage.option_store import (
+    DEFAULT_SERIES_MAX_DTE,
+    OptionChainStore,
+    chain_samples,
+    chain_series,
+    days_to_expiry,
+)
+from quanticity.storage.redis_timeseries import PRICE_LADDER, SampleBatch, TimeSeriesWriter
 from quanticity.topology.registry import TopicRegistry
 
 T0 = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)  # a Tuesday, 10:30 New York: mid-session
@@ -101,24 +114,33 @@ async def _baseline(redis: Redis, json_body: bytes, at: datetime) -> float:
     return time.perf_counter() - started
 
 
-async def _rules_share(redis: Redis, runs: list[list[OptionChainSnapshot]]) -> tuple[list[float], list[float]]:
-    """Server time of the same TS.MADDs into series with and without the compaction rules."""
+def _snapshots(at: datetime, csv_body: bytes) -> list[OptionChainSnapshot]:
+    ctx = NormalizeContext(run_id="bench", mode="sim", ingest_time=at)
+    result = normalize("REALTIME_OPTIONS", {"symbol": "SPY", "datatype": "csv"}, csv_body, context=ctx)
+    return [r for r in result.records if isinstance(r, OptionChainSnapshot)]
+
+
+async def _rules_share(redis: Redis, polls: list[tuple[datetime, bytes, bytes]]) -> tuple[list[float], list[float]]:
+    """Server time of the polls' raw samples replayed into series with the 1 m + 5 m rules, and without any."""
     with_rules, without = [], []
-    for prefix, ladder in (("rules:", True), ("norules:", False)):
+    for prefix, client_compaction in (("rules:", False), ("bare:", True)):
         writer = TimeSeriesWriter(redis, Metrics(), prefix)
-        store = OptionChainStore(writer)
-        for n, snapshots in enumerate(runs):
-            near = [s for s in snapshots if days_to_expiry(s) <= store.series_max_dte]
-            if n == 0 and not ladder:  # create the series bare, before the store would add rules
+        for n, (at, csv_body, _) in enumerate(polls):
+            snapshots = _snapshots(at, csv_body)  # normalized again: the timed loop keeps no chain alive
+            near = [s for s in snapshots if days_to_expiry(s) <= DEFAULT_SERIES_MAX_DTE]
+            if n == 0:
                 specs = [spec for chain in near for spec in chain_series(chain)]
+                compactions = () if client_compaction else PRICE_LADDER  # server rules, or nothing
                 await writer.ensure_series(
-                    [SeriesSpec(s.key, s.labels, s.retention_ms, (), s.chunk_size) for s in specs]
+                    [replace(s, compactions=compactions, client_compaction=False) for s in specs]
                 )
+            batch = SampleBatch(prefix)
+            batch.add([sample for chain in near for sample in chain_samples(chain)])
             before = (await _server_usec(redis))["ts.madd"]
-            await store.store(near)
+            await writer.write(batch, "options")
             spent = ((await _server_usec(redis))["ts.madd"] - before) / 1e6
             if n >= WARM_UPS:
-                (with_rules if ladder else without).append(spent)
+                (with_rules if not client_compaction else without).append(spent)
     return with_rules, without
 
 
@@ -134,14 +156,14 @@ async def run(iterations: int) -> None:
         runtime = embedded_runtime(Path(home), with_broker=False)
         await runtime.start(watch=False)
         redis = Redis.from_url(runtime.redis_url)
+        freeze_long_lived("benchmark set up")  # as the roles do after start-up (quanticity/app/platform.py)
         try:
             ours: dict[str, list[float]] = {"normalize": [], "encode": [], "store": [], "total": []}
             decode: list[float] = []
             baseline: list[float] = []
             floor: dict[str, list[float]] = {"ts.madd": [], "documents": []}
             store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), "ours:"))
-            runs: list[list[OptionChainSnapshot]] = []
-            samples = contracts = 0
+            document_count = samples = contracts = 0
             for i, (at, csv_body, json_body) in enumerate(polls):
                 ctx = NormalizeContext(run_id="bench", mode="sim", ingest_time=at)
                 t0 = time.perf_counter()
@@ -165,13 +187,13 @@ async def run(iterations: int) -> None:
                     documents = sum(after[name] - before[name] for name in ("set", "json.set"))
                     floor["documents"].append(documents / 1e6)
                     decode.append(t5 - t4)
-                runs.append(snapshots)
+                document_count = len(snapshots)
                 samples, contracts = written.written, sum(len(s.strike) for s in snapshots)
                 elapsed = await _baseline(redis, json_body, at)
                 if i >= WARM_UPS:
                     baseline.append(elapsed)
             print(
-                f"per poll: {contracts} contracts, {samples} samples (mark + iv, ≤ 60 DTE), {len(runs[-1])} documents"
+                f"per poll: {contracts} contracts, {samples} samples (mark + iv, ≤ 60 DTE), {document_count} documents"
             )
             for stage, values in ours.items():
                 print(_line(f"ours {stage}", values))
@@ -179,9 +201,9 @@ async def run(iterations: int) -> None:
             print(_line("baseline", baseline, "(json.loads + per-key TS.ADD pipeline)"))
             print(_line("floor TS.MADD", floor["ts.madd"], "(server time)"))
             print(_line("floor documents", floor["documents"], "(server time, SET or JSON.SET of every document)"))
-            rules, bare = await _rules_share(redis, runs)
-            print(_line("TS.MADD rules", rules, "(server time, replayed, with the 1 m + 5 m rules)"))
-            print(_line("TS.MADD bare", bare, "(server time, replayed, no rules)"))
+            rules, bare = await _rules_share(redis, polls)
+            print(_line("TS.MADD rules", rules, "(server time, raw samples replayed into series with 1 m + 5 m rules)"))
+            print(_line("TS.MADD bare", bare, "(server time, raw samples replayed, no compaction at all)"))
             p50, p99 = _percentiles(ours["total"])
             b50, b99 = _percentiles(baseline)
             print(

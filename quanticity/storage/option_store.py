@@ -12,6 +12,10 @@ RedisJSON: RedisJSON spends ~13 ms of server time parsing a full SPY chain's doc
 on every poll, and does not give every double back exactly (0.20400000000000001 comes back
 as 0.204), while a string is stored and returned byte for byte.
 
+The series' 1 m and 5 m compactions (``{key}:1m``, ``{key}:5m``, the price ladder's ``last``)
+are computed here and written in the same ``TS.MADD`` when a bucket closes, not by server
+rules, which cost Redis three times the raw write (``storage/chain_compaction.py``).
+
 The write path is built for the 12-second full-chain cadence (docs/benchmarks.md): the keys
 of a chain's contracts are RESP-encoded once per chain shape and reused while its strikes
 stay the same, the samples of a snapshot share one timestamp and are encoded in one
@@ -35,6 +39,7 @@ import orjson
 from numpy.typing import NDArray
 
 from quanticity.schemas import OptionChainSnapshot
+from quanticity.storage.chain_compaction import Ladder, OpenBucket, parse_mget
 from quanticity.storage.redis_timeseries import (
     PRICE_LADDER,
     MaddResult,
@@ -42,6 +47,7 @@ from quanticity.storage.redis_timeseries import (
     SeriesKeys,
     SeriesSpec,
     TimeSeriesWriter,
+    WriteSession,
 )
 from quanticity.storage.resp import encode_command
 
@@ -149,6 +155,7 @@ def chain_series(snapshot: OptionChainSnapshot) -> list[SeriesSpec]:
                     retention,
                     PRICE_LADDER,
                     _OPTION_CHUNK_BYTES,
+                    client_compaction=True,
                 )
             )
     return specs
@@ -177,12 +184,14 @@ def _with_ingest_time(content: bytes, snapshot: OptionChainSnapshot) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
-    """The series keys of one chain shape (its strikes and rights, in order)."""
+    """The series keys of one chain shape (its strikes and rights, in order), and their open compaction buckets."""
 
     strike: list[float]
     right: list[str]
     mark: SeriesKeys
     iv: SeriesKeys
+    compacted: dict[tuple[str, str], SeriesKeys]  # (field, suffix) → the compaction series' keys
+    ladders: dict[str, Ladder]  # field → its open buckets
 
     def fits(self, snapshot: OptionChainSnapshot) -> bool:
         return self.strike == snapshot.strike and self.right == snapshot.right
@@ -227,28 +236,55 @@ class OptionChainStore:
         now = time.monotonic()
         written: dict[str, bytes] = {}
         unchanged = 0
-        async with self.writer.session("options") as session:
-            for snapshot in snapshots:
-                key = self.writer.full_key(chain_key(snapshot.symbol, snapshot.expiry.isoformat()))
-                content = _content(snapshot)
-                digest = hashlib.blake2b(content, digest_size=16).digest()
-                near = days_to_expiry(snapshot) <= self.series_max_dte
-                previous = self._stored.get(key)
-                if previous is not None and previous[0] == digest and now - previous[1] < self.unchanged_rewrite_s:
-                    unchanged += _sample_count(snapshot) if near else 0
-                    continue
-                if near:
-                    layout = await self._layout(snapshot)
-                    ts = event_ms(snapshot)
-                    batch = SampleBatch(self.writer.key_prefix)
-                    batch.add_shared_ts(layout.mark, ts, mark_column(snapshot))
-                    batch.add_shared_ts(layout.iv, ts, _floats(snapshot.implied_vol))
-                    await session.madd(batch)
-                await session.send(encode_command(b"SET", key.encode(), _with_ingest_time(content, snapshot)))
-                written[key] = digest
-            result = await session.finish()
+        compactions = SampleBatch(self.writer.key_prefix, derived=True)
+        undo: list[tuple[Ladder, dict[str, OpenBucket | None]]] = []  # open buckets before this write
+        try:
+            async with self.writer.session("options") as session:
+                for snapshot in snapshots:
+                    unchanged += await self._send(session, snapshot, now, written, compactions, undo)
+                await session.madd(compactions)
+                result = await session.finish()
+        except BaseException:
+            for ladder, before in reversed(undo):  # a retry must close the same buckets again
+                ladder.open = before
+            raise
         self._stored.update((key, (digest, now)) for key, digest in written.items())
         return replace(result, unchanged=unchanged)
+
+    async def _send(
+        self,
+        session: WriteSession,
+        snapshot: OptionChainSnapshot,
+        now: float,
+        written: dict[str, bytes],
+        compactions: SampleBatch,
+        undo: list[tuple[Ladder, dict[str, OpenBucket | None]]],
+    ) -> int:
+        """Send one snapshot's samples and document; the samples skipped as unchanged."""
+        key = self.writer.full_key(chain_key(snapshot.symbol, snapshot.expiry.isoformat()))
+        content = _content(snapshot)
+        digest = hashlib.blake2b(content, digest_size=16).digest()
+        near = days_to_expiry(snapshot) <= self.series_max_dte
+        previous = self._stored.get(key)
+        if previous is not None and previous[0] == digest and now - previous[1] < self.unchanged_rewrite_s:
+            return _sample_count(snapshot) if near else 0
+        if near:
+            layout = await self._layout(snapshot)
+            ts = event_ms(snapshot)
+            columns = {"mark": mark_column(snapshot), "iv": _floats(snapshot.implied_vol)}
+            batch = SampleBatch(self.writer.key_prefix)
+            for field in OPTION_FIELDS:
+                batch.add_shared_ts(layout.mark if field == "mark" else layout.iv, ts, columns[field])
+                ladder = layout.ladders[field]
+                after, closed = ladder.advance(ts, columns[field])
+                undo.append((ladder, ladder.open))
+                ladder.open = after
+                for suffix, bucket in closed:
+                    compactions.add_shared_ts(layout.compacted[field, suffix], bucket.start, bucket.values)
+            await session.madd(batch)
+        await session.send(encode_command(b"SET", key.encode(), _with_ingest_time(content, snapshot)))
+        written[key] = digest
+        return 0
 
     async def _layout(self, snapshot: OptionChainSnapshot) -> _Layout:
         """The keys of the snapshot's contracts; creates the series the writer has not seen."""
@@ -268,14 +304,34 @@ class OptionChainStore:
         if self.writer.unknown(key for keys in names.values() for key in keys):
             await self.writer.ensure_series(chain_series(snapshot))
         prefix = self.writer.key_prefix
+        last = await self._last_raw_samples(snapshot)
         layout = _Layout(
             list(snapshot.strike),
             list(snapshot.right),
             SeriesKeys(names["mark"], prefix),
             SeriesKeys(names["iv"], prefix),
+            {
+                (field, c.suffix): SeriesKeys([f"{name}:{c.suffix}" for name in names[field]], prefix)
+                for field in OPTION_FIELDS
+                for c in PRICE_LADDER
+            },
+            {field: Ladder.recover(PRICE_LADDER, names[field], last) for field in OPTION_FIELDS},
         )
         self._layouts[cache_key] = layout
         return layout
+
+    async def _last_raw_samples(self, snapshot: OptionChainSnapshot) -> dict[str, tuple[int, float]]:
+        """The latest sample of each raw series of the snapshot's chain (one ``TS.MGET`` over its labels)."""
+        reply = await self.writer.redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            "TS.MGET",
+            "FILTER",
+            "family=options",
+            f"symbol={snapshot.symbol}",
+            f"expiry={snapshot.expiry.isoformat()}",
+            f"source={snapshot.source}",
+            "resolution=",  # raw series only: compactions carry a resolution label
+        )
+        return parse_mget(reply, self.writer.key_prefix)
 
     async def latest(self, symbol: str, expiry: date) -> OptionChainSnapshot | None:
         """The latest stored snapshot of ``symbol`` and ``expiry`` (``None`` if none was stored).

@@ -43,10 +43,12 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Compaction:
-    """A downsampled copy of a series, kept by a server-side rule.
+    """A downsampled copy of a series: ``{key}:{suffix}``, labelled ``resolution={suffix}``.
 
-    RedisTimeSeries cannot chain rules (a compaction cannot feed another), so the 1 s → 1 m
-    → 5 m ladder is two rules from the raw series, one per resolution.
+    Kept by a server-side rule unless the series' ``SeriesSpec.client_compaction`` says the
+    writer computes it (``storage/chain_compaction.py``). RedisTimeSeries cannot chain rules
+    (a compaction cannot feed another), so the 1 s → 1 m → 5 m ladder is two rules from the
+    raw series, one per resolution.
     """
 
     suffix: str
@@ -62,13 +64,18 @@ VOLUME_LADDER = (Compaction("1m", 60_000, "sum", 30 * 86_400_000), Compaction("5
 
 @dataclass(frozen=True)
 class SeriesSpec:
-    """A series to create: key, labels, retention and its compactions."""
+    """A series to create: key, labels, retention and its compactions.
+
+    ``client_compaction``: the compaction series are created but get no server rule (and a
+    rule an earlier version created is deleted); the writer's caller writes them.
+    """
 
     key: str
     labels: Mapping[str, str]
     retention_ms: int
     compactions: tuple[Compaction, ...] = ()
     chunk_size: int | None = None  # bytes; None = the server default (4096)
+    client_compaction: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class MaddResult:
     written: int
     rejected: list[tuple[str, str]]  # (key, error) per sample the server refused
     unchanged: int = 0  # samples not sent again: the same values at the same timestamps were just stored
+    derived: int = 0  # compaction samples the client wrote (not in ``written``)
 
 
 class TimeSeriesWriter:
@@ -125,16 +133,13 @@ class TimeSeriesWriter:
                     dest = f"{spec.key}:{c.suffix}"
                     labels = {**spec.labels, "resolution": c.suffix}
                     commands.append(_command("TS.CREATE", *self._create_args(dest, c.retention_ms, labels)))
-                    commands.append(
-                        _command(
-                            "TS.CREATERULE",
-                            self.full_key(spec.key),
-                            self.full_key(dest),
-                            "AGGREGATION",
-                            c.aggregation,
-                            c.bucket_ms,
+                    source, target = self.full_key(spec.key), self.full_key(dest)
+                    if spec.client_compaction:  # a rule from an earlier version would write it twice
+                        commands.append(_command("TS.DELETERULE", source, target))
+                    else:
+                        commands.append(
+                            _command("TS.CREATERULE", source, target, "AGGREGATION", c.aggregation, c.bucket_ms)
                         )
-                    )
                 # Another writer (or an earlier run) got there first: the series/rule exists, as wanted.
                 await session.send(b"".join(commands), replies=len(commands), tolerate=_EXISTS)
             await session.finish()
@@ -264,7 +269,7 @@ class WriteSession:
         if self.family is not None:
             metrics.redis_command_latency.labels(operation="ts_madd").observe(time.perf_counter() - self._started)
         rejected = [refusal for batch in self._unsent for refusal in batch.rejected]
-        written = 0
+        written = derived = 0
         failed: list[str] = []
         for expected, reply in zip(self._expected, replies, strict=True):
             if isinstance(expected, _Expect):
@@ -277,16 +282,26 @@ class WriteSession:
                 raise ResponseError(reply.text if reply.is_error else f"TS.MADD: unexpected reply {reply.kind!r}")
             errors = [(expected.key_of(index), error) for index, error in reply.errors]
             rejected += errors
-            written += expected.count - len(errors)
+            if expected.derived:
+                derived += expected.count - len(errors)
+            else:
+                written += expected.count - len(errors)
         if failed:
             metrics.redis_errors.labels(operation=self.operation).inc(len(failed))
             raise ResponseError(failed[0])
-        if rejected:
-            metrics.redis_errors.labels(operation="ts_madd_sample").inc(len(rejected))
-            log.warning("timeseries_samples_rejected", count=len(rejected), first=rejected[0])
+        result = MaddResult(written, rejected, derived=derived)
+        self._count(result)
+        return result
+
+    def _count(self, result: MaddResult) -> None:
+        metrics = self.writer.metrics
+        if result.rejected:
+            metrics.redis_errors.labels(operation="ts_madd_sample").inc(len(result.rejected))
+            log.warning("timeseries_samples_rejected", count=len(result.rejected), first=result.rejected[0])
         if self.family is not None:
-            metrics.timeseries_samples_written.labels(family=self.family).inc(written)
-        return MaddResult(written, rejected)
+            metrics.timeseries_samples_written.labels(family=self.family).inc(result.written)
+            if result.derived:
+                metrics.timeseries_samples_written.labels(family=f"{self.family}_compaction").inc(result.derived)
 
     async def _read(self, count: int) -> list[RawReply]:
         conn = self._conn
@@ -316,7 +331,7 @@ class _Expect:
     tolerate: Sequence[str] = ()
 
 
-_EXISTS = ("already exists", "already has a")
+_EXISTS = ("already exists", "already has a", "rule does not exist")
 
 
 def _command(*args: str | int) -> bytes:
@@ -366,10 +381,13 @@ class SampleBatch:
 
     Args:
         key_prefix: the writer's prefix, prepended to the keys of ``add``.
+        derived: the samples are compactions the client computed (``MaddResult.derived``;
+            ``timeseries_samples_written_total`` counts them under ``{family}_compaction``).
     """
 
-    def __init__(self, key_prefix: str = "") -> None:
+    def __init__(self, key_prefix: str = "", *, derived: bool = False) -> None:
         self.key_prefix = key_prefix
+        self.derived = derived
         self.count = 0
         self.rejected: list[tuple[str, str]] = []
         self._encoded: list[bytes] = []
