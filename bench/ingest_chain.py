@@ -31,10 +31,10 @@ ratios from one run: this machine is shared and noisy.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -215,5 +215,14 @@ async def run(iterations: int) -> None:
             runtime.stop_processes()
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("iterations", type=int, nargs="?", default=30, help="timed polls after the warm-ups")
+    args = parser.parse_args()
+    if args.iterations < 1:
+        parser.error(f"iterations must be at least 1, not {args.iterations}")
+    asyncio.run(run(args.iterations))
+
+
 if __name__ == "__main__":
-    asyncio.run(run(int(sys.argv[1]) if len(sys.argv) > 1 else 30))
+    main()

@@ -6,6 +6,7 @@ raw samples the store wrote, for every bucket that has closed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,4 +114,21 @@ async def test_a_write_that_fails_closes_the_same_bucket_on_retry(stack: Stack) 
         assert await _assert_equal_to_server(redis, prefix, _poll(0, t0), t0 + 5 * CADENCE) > 0
     finally:
         await impatient.aclose()
+        await redis.aclose()
+
+
+async def test_rules_left_by_an_earlier_version_are_deleted(stack: Stack) -> None:
+    """Series an earlier version created with server rules lose them: no bucket is written twice."""
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique()
+    t0 = _start()
+    chain = _poll(1, t0)
+    try:
+        old = TimeSeriesWriter(redis, Metrics(), prefix)
+        await old.ensure_series([replace(spec, client_compaction=False) for spec in chain_series(chain)])
+        key = f"{prefix}{chain_series(chain)[0].key}"
+        assert len((await redis.execute_command("TS.INFO", key))[b"rules"]) == 2
+        await OptionChainStore(TimeSeriesWriter(redis, Metrics(), prefix)).store([chain])
+        assert not (await redis.execute_command("TS.INFO", key))[b"rules"]
+    finally:
         await redis.aclose()
