@@ -146,6 +146,8 @@ def auction_state(ticker: Ticker, stamp: RecordStamp) -> AuctionState | None:
 
 ROW_FIELDS: Final = BATCH_COLUMNS  # the order option_row returns a row's values in
 OptionRow = tuple[Any, ...]
+# The row values a batch's record id is made of (as the per-contract quote id was).
+_ID_FIELDS = tuple(ROW_FIELDS.index(name) for name in ("contract_id", "bid", "ask", "last", "implied_vol"))
 
 
 def option_row(ticker: Ticker) -> OptionRow | None:
@@ -196,7 +198,7 @@ def option_batch(
         pydantic.ValidationError: a row does not pass the batch's checks.
     """
     columns = {name: list(values) for name, values in zip(ROW_FIELDS, zip(*rows, strict=True), strict=True)}
-    rid = stable_id("ibkr-opt-batch", symbol, event_time.timestamp(), *((r[3], r[4], r[5], r[6], r[11]) for r in rows))
+    rid = stable_id("ibkr-opt-batch", symbol, event_time.timestamp(), *(tuple(r[i] for i in _ID_FIELDS) for r in rows))
     return OptionQuoteBatch(symbol=symbol, delayed=delayed, **columns, **stamp.envelope(rid, event_time))
 
 
@@ -466,7 +468,7 @@ class MarketDataFeed:
                         self._publish(option_batch(symbol, when, [row], delayed, self.stamp), "option_quote", received)
                     except (ValidationError, ValueError) as row_exc:
                         self.metrics.events.labels("invalid").inc()
-                        log.error("ibkr_ticker_invalid", symbol=symbol, con_id=row[3], error=str(row_exc))
+                        log.error("ibkr_ticker_invalid", symbol=symbol, con_id=row[_ID_FIELDS[0]], error=str(row_exc))
                 continue
             self._publish(batch, "option_quote", received, events=len(rows))
 

@@ -51,18 +51,6 @@ class OptionQuote(SymbolRecord):
         return (self.bid + self.ask) / 2.0
 
 
-#: The value columns of :class:`OptionQuoteBatch` that must be >= 0 where present.
-BATCH_NON_NEGATIVE = (
-    "bid",
-    "ask",
-    "last",
-    "bid_size",
-    "ask_size",
-    "volume",
-    "open_interest",
-    "implied_vol",
-    "underlying_price",
-)
 #: Every column of :class:`OptionQuoteBatch`, in row order (the IBKR feed builds its rows in this order).
 BATCH_COLUMNS = (
     "expiry",
@@ -82,6 +70,13 @@ BATCH_COLUMNS = (
     "vega",
     "theta",
     "underlying_price",
+)
+#: The value columns of :class:`OptionQuoteBatch` that must be >= 0 where present: all but the
+#: contract's identity and the signed greeks.
+BATCH_NON_NEGATIVE = tuple(
+    name
+    for name in BATCH_COLUMNS
+    if name not in {"expiry", "strike", "right", "contract_id", "delta", "gamma", "vega", "theta"}
 )
 
 

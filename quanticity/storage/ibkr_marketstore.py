@@ -105,61 +105,56 @@ def underlying_samples(quote: UnderlyingQuote) -> tuple[list[SeriesSpec], list[t
 
 def option_samples(quote: OptionQuote) -> tuple[list[SeriesSpec], list[tuple[str, int, float]]]:
     """Series and samples of an IBKR option quote (absent fields skipped)."""
-    values = {
-        "bid": quote.bid,
-        "ask": quote.ask,
-        "mid": quote.mid,
-        "last": quote.last,
-        "iv": quote.implied_vol,
-        "delta": quote.delta,
-        "gamma": quote.gamma,
-        "vega": quote.vega,
-        "theta": quote.theta,
-        "underlying": quote.underlying_price,
-    }
-    ts = _ms(quote)
-    extra = {"expiry": f"{quote.expiry:%Y%m%d}", "strike": strike_text(quote.strike), "right": quote.right}
-    specs, samples = [], []
-    for field, value in values.items():
-        if value is None:
-            continue
-        key = option_key(quote.symbol, quote.expiry, quote.strike, quote.right, field)
-        labels = _labels("ibkr_option", quote.symbol, field, **extra)
-        specs.append(SeriesSpec(key, labels, FULL_RESOLUTION_MS, PRICE_LADDER, chunk_size=256))
-        samples.append((key, ts, float(value)))
+    specs: list[SeriesSpec] = []
+    samples: list[tuple[str, int, float]] = []
+    values = _option_values(*(getattr(quote, name) for name in _QUOTE_FIELDS))
+    _add_contract(specs, samples, quote.symbol, _ms(quote), quote.expiry, quote.strike, quote.right, values)
     return specs, samples
 
 
 def option_batch_samples(batch: OptionQuoteBatch) -> tuple[list[SeriesSpec], list[tuple[str, int, float]]]:
     """Series and samples of every row of a batch, as :func:`option_samples` gives them per quote."""
     ts = _ms(batch)
-    symbol = batch.symbol
-    columns = {  # the fields and order of option_samples; "mid" is filled in per row
-        "bid": batch.bid,
-        "ask": batch.ask,
-        "mid": batch.bid,
-        "last": batch.last,
-        "iv": batch.implied_vol,
-        "delta": batch.delta,
-        "gamma": batch.gamma,
-        "vega": batch.vega,
-        "theta": batch.theta,
-        "underlying": batch.underlying_price,
-    }
-    specs, samples = [], []
+    specs: list[SeriesSpec] = []
+    samples: list[tuple[str, int, float]] = []
+    columns = [getattr(batch, name) for name in _QUOTE_FIELDS]
     for i, (expiry, strike, right) in enumerate(zip(batch.expiry, batch.strike, batch.right, strict=True)):
-        bid, ask = batch.bid[i], batch.ask[i]
-        values = {name: column[i] for name, column in columns.items()}
-        values["mid"] = (bid + ask) / 2.0 if bid is not None and ask is not None else None  # as OptionQuote.mid
-        extra = {"expiry": f"{expiry:%Y%m%d}", "strike": strike_text(strike), "right": right}
-        for field, value in values.items():
-            if value is None:
-                continue
-            key = option_key(symbol, expiry, strike, right, field)
-            labels = _labels("ibkr_option", symbol, field, **extra)
-            specs.append(SeriesSpec(key, labels, FULL_RESOLUTION_MS, PRICE_LADDER, chunk_size=256))
-            samples.append((key, ts, float(value)))
+        values = _option_values(*(column[i] for column in columns))
+        _add_contract(specs, samples, batch.symbol, ts, expiry, strike, right, values)
     return specs, samples
+
+
+#: The fields of an OptionQuote (or a batch's columns) that ``_option_values`` takes, in its order.
+_QUOTE_FIELDS = ("bid", "ask", "last", "implied_vol", "delta", "gamma", "vega", "theta", "underlying_price")
+
+
+def _option_values(*row: float | None) -> dict[str, float | None]:
+    """A contract's stored fields from its ``_QUOTE_FIELDS`` values (``mid`` as ``OptionQuote.mid``)."""
+    bid, ask, last, iv, delta, gamma, vega, theta, underlying = row
+    mid = (bid + ask) / 2.0 if bid is not None and ask is not None else None
+    fields = {"bid": bid, "ask": ask, "mid": mid, "last": last, "iv": iv, "delta": delta, "gamma": gamma}
+    return {**fields, "vega": vega, "theta": theta, "underlying": underlying}
+
+
+def _add_contract(
+    specs: list[SeriesSpec],
+    samples: list[tuple[str, int, float]],
+    symbol: str,
+    ts: int,
+    expiry: date,
+    strike: float,
+    right: str,
+    values: dict[str, float | None],
+) -> None:
+    """Append the series and samples of one contract's present ``values``."""
+    extra = {"expiry": f"{expiry:%Y%m%d}", "strike": strike_text(strike), "right": right}
+    for field, value in values.items():
+        if value is None:
+            continue
+        key = option_key(symbol, expiry, strike, right, field)
+        labels = _labels("ibkr_option", symbol, field, **extra)
+        specs.append(SeriesSpec(key, labels, FULL_RESOLUTION_MS, PRICE_LADDER, chunk_size=256))
+        samples.append((key, ts, float(value)))
 
 
 def auction_samples(state: AuctionState) -> tuple[list[SeriesSpec], list[tuple[str, int, float]]]:

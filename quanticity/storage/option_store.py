@@ -188,8 +188,7 @@ class _Layout:
 
     strike: list[float]
     right: list[str]
-    mark: SeriesKeys
-    iv: SeriesKeys
+    raw: dict[str, SeriesKeys]  # field → the raw series' keys
     compacted: dict[tuple[str, str], SeriesKeys]  # (field, suffix) → the compaction series' keys
     ladders: dict[str, Ladder]  # field → its open buckets
 
@@ -274,7 +273,7 @@ class OptionChainStore:
             columns = {"mark": mark_column(snapshot), "iv": _floats(snapshot.implied_vol)}
             batch = SampleBatch(self.writer.key_prefix)
             for field in OPTION_FIELDS:
-                batch.add_shared_ts(layout.mark if field == "mark" else layout.iv, ts, columns[field])
+                batch.add_shared_ts(layout.raw[field], ts, columns[field])
                 ladder = layout.ladders[field]
                 after, closed = ladder.advance(ts, columns[field])
                 undo.append((ladder, ladder.open))
@@ -308,8 +307,7 @@ class OptionChainStore:
         layout = _Layout(
             list(snapshot.strike),
             list(snapshot.right),
-            SeriesKeys(names["mark"], prefix),
-            SeriesKeys(names["iv"], prefix),
+            {field: SeriesKeys(names[field], prefix) for field in OPTION_FIELDS},
             {
                 (field, c.suffix): SeriesKeys([f"{name}:{c.suffix}" for name in names[field]], prefix)
                 for field in OPTION_FIELDS
