@@ -17,11 +17,13 @@ Layouts (``--layout``):
 
 ``--load`` also runs the ``store`` and ``ingest-av`` roles with the shipped cadence matrix
 against the AlphaVantage simulator in the same process (the full Module 1 cadence; the
-analytics role then computes the simulator's chains too).
+analytics role then computes the simulator's chains too). ``--load-process`` runs the same
+load as ``quanticity worker --role store --role ingest-av`` in a process of its own, as a
+deployment that scales workers per role would, with the analytics role alone in this one.
 
 Run from the project root::
 
-    PYTHONPATH=. python bench/e2e_chain_greeks.py [--snapshots 40] [--layout single|expiries] [--load]
+    PYTHONPATH=. python bench/e2e_chain_greeks.py [--snapshots 40] [--layout single|expiries] [--load | --load-process]
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -113,14 +118,47 @@ def describe(name: str, values_ms: list[float]) -> str:
     )
 
 
-async def run(snapshots: int, every_s: float, layout: str, load: bool) -> None:
+async def run(snapshots: int, every_s: float, layout: str, load: bool, load_process: bool) -> None:
     with tempfile.TemporaryDirectory() as home:
         runtime = embedded_runtime(Path(home), with_broker=True)
         await runtime.start(watch=False)
+        worker = start_load_worker(runtime, Path(home)) if load_process else None
         try:
-            await measure(runtime, Path(home), snapshots, every_s, layout, load)
+            await measure(runtime, Path(home), snapshots, every_s, layout, load, worker is not None)
         finally:
+            if worker is not None:
+                stop_load_worker(worker)
             runtime.stop_processes()
+
+
+def start_load_worker(runtime: EmbeddedRuntime, home: Path) -> subprocess.Popen[bytes]:
+    """``quanticity worker --role store --role ingest-av`` on the embedded servers, shipped cadence, its own process."""
+    env = {
+        **os.environ,
+        "QUANTICITY_KAFKA__BOOTSTRAP": runtime.bootstrap,
+        "QUANTICITY_KAFKA__TOPIC_PREFIX": "bench-",
+        "QUANTICITY_REDIS__URL": runtime.redis_url,
+        "QUANTICITY_REDIS__KEY_PREFIX": "bench:",
+        "QUANTICITY_EMBEDDED__HOME": str(home / "worker"),
+        "QUANTICITY_OBSERVABILITY__METRICS_PORT": "0",
+        "QUANTICITY_OBSERVABILITY__TEXTFILE_DIR": str(home / "worker-metrics"),
+        "QUANTICITY_DEMO__ENABLED": "false",
+    }
+    env.pop("ALPHA_VANTAGE_API_KEY", None)
+    command = [sys.executable, "-m", "quanticity.cli.main", "--config-dir", str(ROOT / "config")]
+    command += ["--env-file", str(home / "none.env"), "worker", "--role", "store", "--role", "ingest-av"]
+    log = (home / "load-worker.log").open("wb")
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - our own CLI
+
+
+def stop_load_worker(worker: subprocess.Popen[bytes]) -> None:
+    """SIGINT (a clean stop of its roles and simulator), then SIGKILL if it lingers."""
+    worker.send_signal(signal.SIGINT)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 class Stages:
@@ -195,7 +233,7 @@ def layout_of(layout: str) -> tuple[list[date], int]:
 
 
 async def measure(
-    runtime: EmbeddedRuntime, home: Path, snapshots: int, every_s: float, layout: str, load: bool
+    runtime: EmbeddedRuntime, home: Path, snapshots: int, every_s: float, layout: str, load: bool, load_process: bool
 ) -> None:
     settings, roles = bench_settings(runtime, home, load)
     metrics = Metrics()
@@ -214,7 +252,7 @@ async def measure(
     latencies_ms: list[float] = []
     stages = Stages(metrics)
     try:
-        await asyncio.sleep(2.0)  # let the consumer group settle
+        await asyncio.sleep(20.0 if load_process else 2.0)  # the consumer group settles; a worker starts its load
         for i in range(snapshots + 2):  # two warm-up rounds: first-message paths, connections
             now = utc_now()
             chains = [chain_snapshot(per, e, f"bench-{i}-{e}", now, rng) for e in expiries]
@@ -239,9 +277,8 @@ async def measure(
         await redis.aclose()
         await producer.stop()
         await platform.stop()
-    print(
-        f"layout {layout}: {len(expiries)} snapshot(s) of {per} contracts per chain; load: {'full' if load else 'none'}"
-    )
+    where = "full, in this process" if load else "full, in its own worker process" if load_process else "none"
+    print(f"layout {layout}: {len(expiries)} snapshot(s) of {per} contracts per chain; load: {where}")
     print(describe("ingest → Greeks stored (keyspace)", latencies_ms))
     for name, values in stages.samples.items():
         if values:
@@ -277,9 +314,13 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=40, help="measured chains (>= 30)")
     parser.add_argument("--every", type=float, default=0.5, help="seconds between chains")
     parser.add_argument("--layout", choices=("single", "expiries"), default="single")
-    parser.add_argument("--load", action="store_true", help="also run store + ingest-av at the full cadence")
+    loads = parser.add_mutually_exclusive_group()
+    loads.add_argument("--load", action="store_true", help="also run store + ingest-av at the full cadence")
+    loads.add_argument(
+        "--load-process", action="store_true", help="the same load, as a `quanticity worker` process of its own"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.snapshots, args.every, args.layout, args.load))
+    asyncio.run(run(args.snapshots, args.every, args.layout, args.load, args.load_process))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import math
 import os
 import random
 import signal
@@ -56,7 +57,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -331,9 +331,10 @@ def _chain_expected(chain: OptionChainSnapshot, max_dte: int) -> int:
     if days_to_expiry(chain) > max_dte:
         return 0
     count = 0
-    for bid, ask, last, iv in zip(chain.bid, chain.ask, chain.last, chain.implied_vol, strict=True):
-        quoted = bid is not None and ask is not None and ask >= bid > 0
-        count += (quoted or last is not None) + (iv is not None)
+    columns = (chain.bid.tolist(), chain.ask.tolist(), chain.last.tolist(), chain.implied_vol.tolist())
+    for bid, ask, last, iv in zip(*columns, strict=True):
+        quoted = ask >= bid > 0  # false when either is NaN (absent)
+        count += (quoted or not math.isnan(last)) + (not math.isnan(iv))
     return count
 
 
@@ -416,7 +417,7 @@ class SoakPipeline:
         for record in self._new_only(result.records):
             topic = TOPIC_OF[type(record)]
             wire = encode_record(record)  # the bytes the topic would carry
-            await self._store(decode_record(topic, orjson.loads(wire), self.models[topic]))
+            await self._store(decode_record(topic, wire, self.models[topic]))
         ledger.last_success[(call.bucket, ident)] = self.sim_seconds()
 
     def _new_only(self, records: list[Record]) -> list[Record]:
@@ -489,7 +490,7 @@ class SoakPipeline:
         A later chain with the same event time (after the close, every poll is stamped with
         the close) rewrites those samples: the kept values follow it, as Redis does.
         """
-        if days_to_expiry(chain) > self.options.series_max_dte or not chain.strike:
+        if days_to_expiry(chain) > self.options.series_max_dte or chain.rows == 0:
             return
         ts = event_ms(chain)
         ident = (chain.symbol, chain.expiry.isoformat(), ts)
@@ -497,29 +498,33 @@ class SoakPipeline:
             self.ledger.restamped_chains += 1
         watched = self._watched.setdefault(ident, [])
         if watched:
-            rows = {(strike, right): i for i, (strike, right) in enumerate(zip(chain.strike, chain.right, strict=True))}
+            pairs = zip(chain.strike.tolist(), chain.right, strict=True)
+            rows = {(strike, right): i for i, (strike, right) in enumerate(pairs)}
             for key, strike, right, field_name in watched:
                 row = rows.get((strike, right))
                 value = None if row is None else _reference_value(chain, row, field_name)
                 if value is not None and (key, ts) in self.ledger.reservoir:
                     self.ledger.reservoir[(key, ts)] = value
         picked = []
-        for row in self.rng.sample(range(len(chain.strike)), min(3, len(chain.strike))):
+        for row in self.rng.sample(range(chain.rows), min(3, chain.rows)):
+            strike = float(chain.strike[row])
             for field_name in ("mark", "iv"):
                 value = _reference_value(chain, row, field_name)
                 if value is not None:
-                    key = option_key(chain.symbol, ident[1], chain.strike[row], chain.right[row], field_name)
+                    key = option_key(chain.symbol, ident[1], strike, chain.right[row], field_name)
                     picked.append((key, ts, value))
-                    watched.append((key, chain.strike[row], chain.right[row], field_name))
+                    watched.append((key, strike, chain.right[row], field_name))
         self.ledger.sample(self.rng, picked)
 
 
 def _reference_value(chain: OptionChainSnapshot, row: int, field_name: str) -> float | None:
     """``chain_samples``' value of one row: the mark (mid when both sides are quoted, else last) or the iv."""
     if field_name == "iv":
-        return chain.implied_vol[row]
-    bid, ask, last = chain.bid[row], chain.ask[row], chain.last[row]
-    return (bid + ask) / 2.0 if bid is not None and ask is not None and ask >= bid > 0 else last
+        value = float(chain.implied_vol[row])
+    else:
+        bid, ask, last = float(chain.bid[row]), float(chain.ask[row]), float(chain.last[row])
+        value = (bid + ask) / 2.0 if ask >= bid > 0 else last  # NaN (absent) fails the comparison
+    return None if math.isnan(value) else value
 
 
 # --------------------------------------------------------------------------- the run

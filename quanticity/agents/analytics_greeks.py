@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -185,14 +185,6 @@ def valid_until(event_time: datetime, horizon: Horizon, config: AnalyticsConfig)
     return event_time + timedelta(seconds=config.validity_s(horizon))
 
 
-def column(values: Sequence[float | None]) -> NDArray[np.float64]:
-    """A snapshot column as float64, ``None`` → NaN."""
-    try:
-        return np.fromiter(values, dtype=np.float64, count=len(values))
-    except TypeError:  # None present: the per-element path (about 70 ns per value)
-        return np.fromiter((math.nan if v is None else v for v in values), dtype=np.float64, count=len(values))
-
-
 def mid_prices(bid: NDArray[np.float64], ask: NDArray[np.float64]) -> NDArray[np.float64]:
     """(bid + ask) / 2 where both sides exist and are not crossed, else NaN."""
     with np.errstate(invalid="ignore"):
@@ -304,20 +296,20 @@ def compute_chain_greeks(
         ChainNotComputable: no spot, the expiry has settled, or a strike is not positive.
     """
     t0 = time.perf_counter()
-    strike = column(chain.strike)
+    strike = chain.strike
     if strike.size and not bool(np.all(strike > 0.0)):  # NaN fails the comparison too
         raise ChainNotComputable("invalid_strike", f"{chain.symbol} {chain.expiry}: a strike is not positive")
     years = expiry_years(chain.event_time, chain.expiry, config)
     if years <= 0.0:
         raise ChainNotComputable("expired", f"{chain.symbol} {chain.expiry} settled before {chain.event_time}")
     rate, div = config.risk_free_rate, config.dividend_yield(chain.symbol)
-    is_call = np.fromiter(map("C".__eq__, chain.right), dtype=np.bool_, count=len(chain.right))
-    mid = mid_prices(column(chain.bid), column(chain.ask))
+    is_call = np.asarray(chain.right) == "C"
+    mid = mid_prices(chain.bid, chain.ask)
     parity = parity_spot(strike, is_call, mid, years, rate, div, config.parity_pairs)
     spot, forward = _spot_for(chain, spot_hint, parity, years, rate, div, config)
 
     vol_mid, status = implied_vol(mid, spot.price, strike, years, rate, div, is_call)
-    provider_iv = column(chain.implied_vol)
+    provider_iv = chain.implied_vol
     from_mid = status == int(IVStatus.SOLVED)
     from_provider = ~from_mid & np.isfinite(provider_iv) & (provider_iv > 0.0)
     iv = np.where(from_mid, vol_mid, np.where(from_provider, provider_iv, math.nan))
@@ -332,7 +324,7 @@ def compute_chain_greeks(
         greeks = compute_greeks(spot.price, strike[priced], years, rate, div, iv[priced], is_call[priced])
         for name, values in greeks.as_dict().items():
             out[name][priced] = values
-        provider = {name: column(getattr(chain, name))[priced] for name in PROVIDER_GREEKS}
+        provider = {name: getattr(chain, name)[priced] for name in PROVIDER_GREEKS}
         if any(bool(np.isfinite(v).any()) for v in provider.values()):
             check = crosscheck_provider_greeks(provider, greeks, years)
             provider_flags[priced] = check.reasons
@@ -340,7 +332,7 @@ def compute_chain_greeks(
             disagree = int(np.count_nonzero(check.reasons & _DISAGREE_BITS))
             missing = int(np.count_nonzero(check.reasons & int(Disagreement.NOT_A_NUMBER)))
 
-    oi = np.nan_to_num(column(chain.open_interest), nan=0.0) * config.contract_multiplier
+    oi = np.nan_to_num(chain.open_interest, nan=0.0) * config.contract_multiplier
     sign = np.where(is_call, 1.0, -1.0)
     counts = {
         "contracts": int(n),

@@ -428,6 +428,52 @@ def _redis_url(settings: Settings) -> str:
     return settings.redis.url or f"redis://127.0.0.1:{settings.embedded.redis_port}/0"
 
 
+@cli.command("chain")
+@click.argument("symbol")
+@click.argument("expiry", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.pass_context
+def chain_show(ctx: click.Context, symbol: str, expiry: Any) -> None:
+    """Print the latest stored option chain snapshot of SYMBOL and EXPIRY (YYYY-MM-DD) as JSON.
+
+    The ``chains:{symbol}:{expiry}`` document is the record's binary columnar form; this
+    prints it as the record's JSON (``null`` where the source gave no value).
+    """
+    from pydantic import ValidationError
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from quanticity.observability.metrics import Metrics
+    from quanticity.schemas.columns import ColumnarPayloadError
+    from quanticity.storage.option_store import OptionChainStore, chain_key
+    from quanticity.storage.redis_timeseries import TimeSeriesWriter
+
+    settings = _settings(ctx)
+    url = _redis_url(settings)
+    key = settings.redis.key_prefix + chain_key(symbol.upper(), expiry.date().isoformat())
+
+    async def run() -> bytes | None:
+        redis = Redis.from_url(url)
+        try:
+            store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), settings.redis.key_prefix))
+            snapshot = await store.latest(symbol.upper(), expiry.date())
+            return None if snapshot is None else snapshot.model_dump_json().encode()
+        finally:
+            await redis.aclose()
+
+    try:
+        document = _run(run())
+    except RedisError as exc:
+        click.echo(f"error: Redis at {url}: {exc}", err=True)
+        sys.exit(1)
+    except (ValidationError, ColumnarPayloadError) as exc:
+        click.echo(f"error: {key} is not a valid chain snapshot: {exc}", err=True)
+        sys.exit(1)
+    if document is None:
+        click.echo(f"error: no chain stored at {key} (Redis {url})", err=True)
+        sys.exit(1)
+    click.echo(document.decode())
+
+
 @archive.command("export")
 @click.option(
     "--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="UTC day to export (default: today)"

@@ -189,7 +189,7 @@ def _row_flags(groups: Sequence[ChainGroup], result: NormalizeResult) -> dict[in
         flagged[row] = (*flagged.get(row, ()), "stale")
         columns = group.columns
         name = contract_label(
-            columns["contract_id"][i], group.symbol, group.expiry, columns["strike"][i], columns["right"][i]
+            columns["contract_id"][i], group.symbol, group.expiry, float(columns["strike"][i]), columns["right"][i]
         )
         labels.setdefault(row, name)
     result.row_flags[:] = [RowFlag(row, labels[row], flagged[row]) for row in sorted(flagged)]

@@ -4,8 +4,9 @@ A per-row Python pass costs ~50 ms for 10k contracts on the development machine;
 one costs a few. It evaluates, column-wise, a predicate that holds only for rows on which
 ``ChainRows`` would find nothing to reject or flag. Every other row is handed to
 ``ChainRows`` itself, so the outcome of a doubtful row is decided by one piece of code.
-Sorting, de-duplication and grouping then run on Arrow arrays, and only numeric columns
-are turned into Python lists (string ``to_pylist`` alone would cost ~13 ms).
+Sorting, de-duplication and grouping then run on Arrow arrays; the number columns leave
+as float64 numpy arrays (the snapshot's own column type) and only ``right`` and the
+contract ids become Python lists.
 """
 
 from __future__ import annotations
@@ -334,8 +335,12 @@ def _groups(table: Any, partial: set[tuple[str, date]]) -> list[ChainGroup]:
     ends = [*starts[1:], table.num_rows]
     junk = pc.indices_nonzero(table.column("junk").combine_chunks()).to_pylist()
     days = table.column("day").to_numpy()  # datetime64[D], NaT where the row had no date
-    names = ["strike", "right", *PRICES, *(OUR_NAME.get(name, name) for name in GREEKS)]
-    values = {name: table.column(name).to_pylist() for name in names}
+    numbers = ["strike", *PRICES, *(OUR_NAME.get(name, name) for name in GREEKS)]
+    # Number columns stay float64 arrays (null → NaN) all the way to the snapshot.
+    values: dict[str, Any] = {
+        name: table.column(name).combine_chunks().to_numpy(zero_copy_only=False) for name in numbers
+    }
+    values["right"] = table.column("right").to_pylist()
     values["contract_id"] = table.column("contract").to_pylist()
     row_ids = table.column("row_id").to_pylist()
     symbols = table.column("symbol")

@@ -55,7 +55,8 @@ class ChainGroup:
 
     Attributes:
         columns: snapshot field → values (``strike``, ``right``, ``contract_id``, prices,
-            greeks in our units; ``None`` = absent).
+            greeks in our units): lists with ``None`` for absent values, or (number
+            columns of the vectorised pass) float64 arrays with NaN.
         row_ids: the payload row of each value.
         newest_day: the latest snapshot date among the rows, if any row had one.
         partial: some row of this group was rejected.
@@ -66,7 +67,7 @@ class ChainGroup:
 
     symbol: str
     expiry: date
-    columns: dict[str, list[Any]]
+    columns: dict[str, Any]
     row_ids: list[int]
     newest_day: date | None
     partial: bool

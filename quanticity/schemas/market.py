@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from quanticity.schemas.base import SymbolRecord
+from quanticity.schemas.columns import ColumnarMixin, FloatColumn, empty_column, float_column
 
 Right = Literal["C", "P"]
 
@@ -57,38 +59,47 @@ _CHAIN_COLUMNS = (
 _OPTIONAL_COLUMNS = ("contract_id", "mark", "bid_size", "ask_size", "row_flags")
 _REQUIRED_COLUMNS = ("strike", "right", *_CHAIN_COLUMNS)
 _COLUMN_NAMES = frozenset((*_REQUIRED_COLUMNS, *_OPTIONAL_COLUMNS))
+#: The float64 columns (``NaN`` = absent), in wire order.
+CHAIN_FLOAT_COLUMNS = ("strike", *_CHAIN_COLUMNS[:5], "mark", "bid_size", "ask_size", *_CHAIN_COLUMNS[5:])
 
 
-class OptionChainSnapshot(SymbolRecord):
+class OptionChainSnapshot(ColumnarMixin, SymbolRecord):
     """One underlying + expiry of an option chain, in columnar form (one row per contract).
 
-    Columns are parallel lists of equal length; ``None`` marks a value the source did not
-    provide. ``contract_id``, ``mark``, ``bid_size``, ``ask_size`` and ``row_flags`` may
-    also be empty as a whole: the source does not send that column (``row_flags``: no row
-    is flagged). One message per underlying and expiry keeps a 10k-contract chain to a
-    few messages rather than 10k (ARCHITECTURE.md §6).
+    Columns are parallel and of equal length. The number columns (``CHAIN_FLOAT_COLUMNS``)
+    are read-only float64 numpy arrays in which ``NaN`` marks a value the source did not
+    provide (a list of numbers and ``None`` is accepted and converted; in JSON they are
+    lists with ``null``); ``right``, ``contract_id`` and ``row_flags`` are lists.
+    ``contract_id``, ``mark``, ``bid_size``, ``ask_size`` and ``row_flags`` may also be
+    empty as a whole: the source does not send that column (``row_flags``: no row is
+    flagged). One message per underlying and expiry keeps a 10k-contract chain to a few
+    messages rather than 10k (ARCHITECTURE.md §6); on the topic it travels in the binary
+    columnar form of ``schemas/columns.py``.
     """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    FLOAT_COLUMNS: ClassVar[tuple[str, ...]] = CHAIN_FLOAT_COLUMNS
 
     type: Literal["option_chain"] = "option_chain"
     expiry: date
     underlying_price: float | None = Field(default=None, ge=0)
-    strike: list[float]
+    strike: FloatColumn
     right: list[Right]
     contract_id: list[str | None] = Field(default_factory=list, description="the source's contract id per row")
-    bid: list[float | None]
-    ask: list[float | None]
-    last: list[float | None]
-    mark: list[float | None] = Field(default_factory=list, description="the source's own mark per row")
-    bid_size: list[float | None] = Field(default_factory=list)
-    ask_size: list[float | None] = Field(default_factory=list)
-    volume: list[float | None]
-    open_interest: list[float | None]
-    implied_vol: list[float | None]
-    delta: list[float | None]
-    gamma: list[float | None]
-    theta: list[float | None]
-    vega: list[float | None]
-    rho: list[float | None]
+    bid: FloatColumn
+    ask: FloatColumn
+    last: FloatColumn
+    mark: FloatColumn = Field(default_factory=empty_column, description="the source's own mark per row")
+    bid_size: FloatColumn = Field(default_factory=empty_column)
+    ask_size: FloatColumn = Field(default_factory=empty_column)
+    volume: FloatColumn
+    open_interest: FloatColumn
+    implied_vol: FloatColumn
+    delta: FloatColumn
+    gamma: FloatColumn
+    theta: FloatColumn
+    vega: FloatColumn
+    rho: FloatColumn
     flags: list[str] = Field(
         default_factory=list, description="data-quality flags for the whole snapshot (stale, partial…)"
     )
@@ -100,21 +111,40 @@ class OptionChainSnapshot(SymbolRecord):
     @model_validator(mode="after")
     def _check_columns(self) -> OptionChainSnapshot:
         _check_lengths(self.__dict__)
+        if np.isinf(self.strike).any() or not (self.strike > 0).all():
+            raise ValueError("strike must be positive and finite in every row")
         return self
+
+    def __eq__(self, other: object) -> bool:
+        return self.columns_equal(other)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> OptionChainSnapshot:
+        """A copy with ``update`` applied; number columns in ``update`` become float64 arrays
+        (pydantic's ``model_copy`` validates nothing, and a list would break every reader)."""
+        if update:
+            update = {name: float_column(v) if name in CHAIN_FLOAT_COLUMNS else v for name, v in update.items()}
+        return super().model_copy(update=update, deep=deep)
+
+    __hash__ = None  # type: ignore[assignment]  # arrays: equal snapshots need not hash alike
+
+    @property
+    def rows(self) -> int:
+        """How many contracts the snapshot holds."""
+        return int(self.strike.shape[0])
 
     def flags_of(self, row: int) -> list[str]:
         """The flags of one row (none when the snapshot flags no row)."""
         return self.row_flags[row] if self.row_flags else []
 
     @classmethod
-    def from_typed_columns(cls, columns: Mapping[str, list[Any]], **fields: Any) -> OptionChainSnapshot:
+    def from_typed_columns(cls, columns: Mapping[str, Any], **fields: Any) -> OptionChainSnapshot:
         """A snapshot from columns whose cell types the caller guarantees; only their shape is checked.
 
         The normalizer builds its columns from parsed floats and Arrow float64/string arrays,
-        so validating them cell by cell (~3 ms on a 10k-contract chain) would only re-check
-        types it made itself. The envelope and every other field are validated as usual,
-        the columns' names and lengths too. Its tests check that such snapshots validate
-        unchanged through the model.
+        so validating them cell by cell would only re-check types it made itself. Number
+        columns may be arrays (used as they are) or lists of floats and ``None``. The
+        envelope and every other field are validated as usual, the columns' names and
+        lengths too. Its tests check that such snapshots validate unchanged through the model.
 
         Raises:
             pydantic.ValidationError: a field other than the columns is invalid.
@@ -124,8 +154,9 @@ class OptionChainSnapshot(SymbolRecord):
         if unknown:
             raise ValueError(f"not chain columns: {sorted(unknown)}")
         shell = cls.model_validate({**fields, **dict.fromkeys(_REQUIRED_COLUMNS, [])})
-        _check_lengths({**shell.__dict__, **columns})
-        return shell.model_copy(update=columns)
+        typed = {name: float_column(value) if name in CHAIN_FLOAT_COLUMNS else value for name, value in columns.items()}
+        _check_lengths({**shell.__dict__, **typed})
+        return BaseModel.model_copy(shell, update=typed)  # columns converted above
 
 
 def _check_lengths(values: Mapping[str, Any]) -> None:

@@ -1,16 +1,18 @@
 """Option chain snapshots → Redis: a ``mark`` and an ``iv`` series per contract, plus one
-full-chain JSON document per underlying+expiry.
+full-chain document per underlying+expiry.
 
 Keys (ARCHITECTURE.md §3): ``options:{symbol}:{expiry}:{strike}:{right}:{field}`` for the
 series (labels ``family=options symbol expiry strike right field source``), and
 ``chains:{symbol}:{expiry}`` for the latest snapshot document, which holds every column the
 record carries (contract ids, bid/ask/mark, sizes, volume, OI, greeks, row flags) so
 nothing is lost between the topic and the hot store without paying for a series per column
-per contract. The document is the record's own JSON, stored as a plain string value (``SET``,
-read with ``GET``; ``latest`` gives it back as an ``OptionChainSnapshot``) rather than as
-RedisJSON: RedisJSON spends ~13 ms of server time parsing a full SPY chain's documents
-on every poll, and does not give every double back exactly (0.20400000000000001 comes back
-as 0.204), while a string is stored and returned byte for byte.
+per contract. The document is the record's own wire bytes, its binary columnar form (a JSON
+header, then the float64 columns; ``schemas/columns.py``), stored as a plain string value
+(``SET``, read with ``GET``; ``latest`` and ``quanticity chain SYMBOL EXPIRY`` give it back
+as the record). Writing a full SPY chain's documents as JSON cost ~4 ms of client time per
+poll, the columnar form ~0.3 ms; RedisJSON would also spend ~13 ms of server time parsing
+them and does not give every double back exactly (0.20400000000000001 comes back as 0.204).
+Documents written as JSON by earlier versions still read back.
 
 The series' 1 m and 5 m compactions (``{key}:1m``, ``{key}:5m``, the price ladder's ``last``)
 are computed here and written in the same ``TS.MADD`` when a bucket closes, not by server
@@ -26,7 +28,7 @@ next is encoded; the replies are read raw at the end.
 
 from __future__ import annotations
 
-import hashlib
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -35,10 +37,11 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-import orjson
 from numpy.typing import NDArray
 
 from quanticity.schemas import OptionChainSnapshot
+from quanticity.schemas.codec import encode_record
+from quanticity.schemas.columns import decode_columnar, is_columnar
 from quanticity.storage.chain_compaction import Ladder, OpenBucket, parse_mget
 from quanticity.storage.redis_timeseries import (
     PRICE_LADDER,
@@ -60,16 +63,13 @@ DEFAULT_SERIES_MAX_DTE = 60
 _OPTION_CHUNK_BYTES = 256
 _RETENTION_MS = {"ibkr": 48 * 3_600_000}
 _DEFAULT_RETENTION_MS = 7 * 24 * 3_600_000
-# The document is what pydantic's JSON mode gives for the record (UTC as "Z"), made by orjson
-# straight from the field values: about half the cost of model_dump(mode="json") + dumps.
-_DOCUMENT_OPTIONS = orjson.OPT_UTC_Z
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 
 
 def strike_text(strike: float) -> str:
     """Canonical strike in keys: ``600``, ``612.5`` (no float noise, no trailing zeros)."""
-    return format(Decimal(repr(strike)).normalize(), "f")
+    return format(Decimal(repr(float(strike))).normalize(), "f")
 
 
 def option_key(symbol: str, expiry: str, strike: float, right: str, field: str) -> str:
@@ -82,8 +82,8 @@ def chain_key(symbol: str, expiry: str) -> str:
     return f"chains:{symbol}:{expiry}"
 
 
-def _mark(bid: float | None, ask: float | None, last: float | None) -> float | None:
-    if bid is not None and ask is not None and ask >= bid > 0:
+def _mark(bid: float, ask: float, last: float) -> float:
+    if ask >= bid > 0:  # false when either is NaN (absent)
         return (bid + ask) / 2.0
     return last
 
@@ -92,26 +92,28 @@ def chain_samples(snapshot: OptionChainSnapshot) -> list[tuple[str, int, float]]
     """The ``mark`` and ``iv`` samples of every contract (absent values skipped).
 
     The mark is the mid when both sides are quoted (``ask >= bid > 0``), else the last
-    trade. This is the reference definition; ``OptionChainStore`` computes the same values
-    column-wise (``mark_column``).
+    trade. This is the reference definition, row by row; ``OptionChainStore`` computes the
+    same values column-wise (``mark_column``).
     """
     ts = event_ms(snapshot)
     expiry = snapshot.expiry.isoformat()
     samples: list[tuple[str, int, float]] = []
-    for i, strike in enumerate(snapshot.strike):
+    bid, ask, last, ivs = (
+        column.tolist() for column in (snapshot.bid, snapshot.ask, snapshot.last, snapshot.implied_vol)
+    )
+    for i, strike in enumerate(snapshot.strike.tolist()):
         right = snapshot.right[i]
-        mark = _mark(snapshot.bid[i], snapshot.ask[i], snapshot.last[i])
-        if mark is not None:
+        mark = _mark(bid[i], ask[i], last[i])
+        if not math.isnan(mark):
             samples.append((option_key(snapshot.symbol, expiry, strike, right, "mark"), ts, mark))
-        iv = snapshot.implied_vol[i]
-        if iv is not None:
-            samples.append((option_key(snapshot.symbol, expiry, strike, right, "iv"), ts, iv))
+        if not math.isnan(ivs[i]):
+            samples.append((option_key(snapshot.symbol, expiry, strike, right, "iv"), ts, ivs[i]))
     return samples
 
 
 def mark_column(snapshot: OptionChainSnapshot) -> NDArray[np.float64]:
     """``chain_samples``' mark of every row as one array (NaN where there is none)."""
-    bid, ask, last = (_floats(column) for column in (snapshot.bid, snapshot.ask, snapshot.last))
+    bid, ask, last = snapshot.bid, snapshot.ask, snapshot.last
     with np.errstate(invalid="ignore"):  # NaN comparisons are simply false
         quoted = (ask >= bid) & (bid > 0)
     return np.where(quoted, (bid + ask) / 2.0, last)
@@ -120,11 +122,7 @@ def mark_column(snapshot: OptionChainSnapshot) -> NDArray[np.float64]:
 def _sample_count(snapshot: OptionChainSnapshot) -> int:
     """How many samples ``chain_samples`` gives for the snapshot, without making them."""
     marks = int(np.count_nonzero(~np.isnan(mark_column(snapshot))))
-    return marks + len(snapshot.implied_vol) - snapshot.implied_vol.count(None)
-
-
-def _floats(column: Sequence[float | None]) -> NDArray[np.float64]:
-    return np.array(column, dtype=np.float64)  # None → NaN
+    return marks + int(np.count_nonzero(~np.isnan(snapshot.implied_vol)))
 
 
 def event_ms(snapshot: OptionChainSnapshot) -> int:
@@ -137,7 +135,7 @@ def chain_series(snapshot: OptionChainSnapshot) -> list[SeriesSpec]:
     retention = _RETENTION_MS.get(snapshot.source, _DEFAULT_RETENTION_MS)
     expiry = snapshot.expiry.isoformat()
     specs = []
-    for strike, right in zip(snapshot.strike, snapshot.right, strict=True):
+    for strike, right in zip(snapshot.strike.tolist(), snapshot.right, strict=True):
         for field in OPTION_FIELDS:
             labels = {
                 "family": "options",
@@ -167,33 +165,34 @@ def days_to_expiry(snapshot: OptionChainSnapshot) -> int:
 
 
 def chain_document(snapshot: OptionChainSnapshot) -> bytes:
-    """The ``chains:*`` document of a snapshot: the record as JSON (``model_dump(mode="json")``'s content)."""
-    return _with_ingest_time(_content(snapshot), snapshot)
+    """The ``chains:*`` document of a snapshot: the record's own wire bytes (the columnar form)."""
+    return encode_record(snapshot)
 
 
-def _content(snapshot: OptionChainSnapshot) -> bytes:
-    """The document without ``ingest_time``: what a later poll compares to see whether anything changed."""
-    fields = dict(snapshot)
-    del fields["ingest_time"]
-    return orjson.dumps(fields, option=_DOCUMENT_OPTIONS)
+def decode_document(raw: bytes) -> OptionChainSnapshot:
+    """A ``chains:*`` document back as a snapshot: the columnar form, or JSON (as written before it).
 
-
-def _with_ingest_time(content: bytes, snapshot: OptionChainSnapshot) -> bytes:
-    return b'{"ingest_time":' + orjson.dumps(snapshot.ingest_time, option=_DOCUMENT_OPTIONS) + b"," + content[1:]
+    Raises:
+        pydantic.ValidationError: the document is not a valid snapshot.
+        quanticity.schemas.columns.ColumnarPayloadError: a damaged columnar document.
+    """
+    if is_columnar(raw):
+        return OptionChainSnapshot.model_validate(decode_columnar(raw).fields)
+    return OptionChainSnapshot.model_validate_json(raw)
 
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
     """The series keys of one chain shape (its strikes and rights, in order), and their open compaction buckets."""
 
-    strike: list[float]
+    strike: NDArray[np.float64]
     right: list[str]
     raw: dict[str, SeriesKeys]  # field → the raw series' keys
     compacted: dict[tuple[str, str], SeriesKeys]  # (field, suffix) → the compaction series' keys
     ladders: dict[str, Ladder]  # field → its open buckets
 
     def fits(self, snapshot: OptionChainSnapshot) -> bool:
-        return self.strike == snapshot.strike and self.right == snapshot.right
+        return np.array_equal(self.strike, snapshot.strike) and self.right == snapshot.right
 
 
 class OptionChainStore:
@@ -220,7 +219,8 @@ class OptionChainStore:
         self.series_max_dte = series_max_dte
         self.unchanged_rewrite_s = unchanged_rewrite_s
         self._layouts: dict[tuple[str, date, str], _Layout] = {}
-        self._stored: dict[str, tuple[bytes, float]] = {}  # document key → (content digest, monotonic time written)
+        # document key → (the snapshot last written there, monotonic time written)
+        self._stored: dict[str, tuple[OptionChainSnapshot, float]] = {}
 
     async def store(self, snapshots: Sequence[OptionChainSnapshot]) -> MaddResult:
         """Per snapshot, a ``TS.MADD`` of its samples (up to ``series_max_dte``) and a ``SET`` of its
@@ -233,7 +233,7 @@ class OptionChainStore:
             redis.exceptions.RedisError: Redis is unreachable or refused a command; nothing is acknowledged.
         """
         now = time.monotonic()
-        written: dict[str, bytes] = {}
+        written: dict[str, OptionChainSnapshot] = {}
         unchanged = 0
         compactions = SampleBatch(self.writer.key_prefix, derived=True)
         undo: list[tuple[Ladder, dict[str, OpenBucket | None]]] = []  # open buckets before this write
@@ -247,7 +247,7 @@ class OptionChainStore:
             for ladder, before in reversed(undo):  # a retry must close the same buckets again
                 ladder.open = before
             raise
-        self._stored.update((key, (digest, now)) for key, digest in written.items())
+        self._stored.update((key, (snapshot, now)) for key, snapshot in written.items())
         return replace(result, unchanged=unchanged)
 
     async def _send(
@@ -255,22 +255,24 @@ class OptionChainStore:
         session: WriteSession,
         snapshot: OptionChainSnapshot,
         now: float,
-        written: dict[str, bytes],
+        written: dict[str, OptionChainSnapshot],
         compactions: SampleBatch,
         undo: list[tuple[Ladder, dict[str, OpenBucket | None]]],
     ) -> int:
         """Send one snapshot's samples and document; the samples skipped as unchanged."""
         key = self.writer.full_key(chain_key(snapshot.symbol, snapshot.expiry.isoformat()))
-        content = _content(snapshot)
-        digest = hashlib.blake2b(content, digest_size=16).digest()
         near = days_to_expiry(snapshot) <= self.series_max_dte
         previous = self._stored.get(key)
-        if previous is not None and previous[0] == digest and now - previous[1] < self.unchanged_rewrite_s:
+        if (
+            previous is not None
+            and now - previous[1] < self.unchanged_rewrite_s
+            and previous[0].columns_equal(snapshot, ignore=("ingest_time",))
+        ):
             return _sample_count(snapshot) if near else 0
         if near:
             layout = await self._layout(snapshot)
             ts = event_ms(snapshot)
-            columns = {"mark": mark_column(snapshot), "iv": _floats(snapshot.implied_vol)}
+            columns = {"mark": mark_column(snapshot), "iv": snapshot.implied_vol}
             batch = SampleBatch(self.writer.key_prefix)
             for field in OPTION_FIELDS:
                 batch.add_shared_ts(layout.raw[field], ts, columns[field])
@@ -281,8 +283,8 @@ class OptionChainStore:
                 for suffix, bucket in closed:
                     compactions.add_shared_ts(layout.compacted[field, suffix], bucket.start, bucket.values)
             await session.madd(batch)
-        await session.send(encode_command(b"SET", key.encode(), _with_ingest_time(content, snapshot)))
-        written[key] = digest
+        await session.send(encode_command(b"SET", key.encode(), chain_document(snapshot)))
+        written[key] = snapshot
         return 0
 
     async def _layout(self, snapshot: OptionChainSnapshot) -> _Layout:
@@ -295,7 +297,7 @@ class OptionChainStore:
         names = {
             field: [
                 option_key(snapshot.symbol, expiry, strike, right, field)
-                for strike, right in zip(snapshot.strike, snapshot.right, strict=True)
+                for strike, right in zip(snapshot.strike.tolist(), snapshot.right, strict=True)
             ]
             for field in OPTION_FIELDS
         }
@@ -305,7 +307,7 @@ class OptionChainStore:
         prefix = self.writer.key_prefix
         last = await self._last_raw_samples(snapshot)
         layout = _Layout(
-            list(snapshot.strike),
+            snapshot.strike,
             list(snapshot.right),
             {field: SeriesKeys(names[field], prefix) for field in OPTION_FIELDS},
             {
@@ -341,4 +343,4 @@ class OptionChainStore:
         raw: Any = await self.writer.redis.get(self.writer.full_key(chain_key(symbol, expiry.isoformat())))
         if raw is None:
             return None
-        return OptionChainSnapshot.model_validate_json(raw)
+        return decode_document(raw)

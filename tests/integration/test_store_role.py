@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,7 +32,7 @@ from quanticity.schemas import (
 from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings
 from quanticity.storage.ingestion_index import IngestionIndex
-from quanticity.storage.option_store import OptionChainStore, chain_samples
+from quanticity.storage.option_store import OptionChainStore, chain_samples, decode_document
 from quanticity.storage.redis_timeseries import SampleBatch, TimeSeriesWriter
 from quanticity.storage.resp import encode_command
 from quanticity.topology.broker_profile import producer_options
@@ -150,7 +154,7 @@ async def test_every_record_family_lands_in_its_keys(
         assert [float(v) for _, v in no_quote_mark] == [pytest.approx(0.9)]  # falls back to last
         no_iv = await redis.execute_command("TS.RANGE", f"{p}options:SPY:2026-12-18:612.5:C:iv", "-", "+")
         assert no_iv == []  # no IV from the source → no sample, never a made-up one
-        doc = orjson.loads(await redis.get(f"{p}chains:SPY:2026-12-18"))
+        doc = decode_document(await redis.get(f"{p}chains:SPY:2026-12-18")).model_dump(mode="json")
         assert doc["strike"] == [595.0, 600.0, 612.5] and doc["implied_vol"] == [0.18, 0.19, None]
         # beyond 60 DTE: the chain document only, no per-contract series
         assert await redis.exists(f"{p}chains:SPY:2027-06-18")
@@ -231,7 +235,7 @@ async def test_option_store_writes_series_and_documents_and_reads_them_back(stac
         assert await store.latest("SPY", near) == second_near  # byte for byte: every double exactly
         assert await store.latest("SPY", far) == _chain(far, t0 + timedelta(seconds=12))
         assert await store.latest("SPY", date(2030, 1, 18)) is None
-        document = orjson.loads(await redis.get(f"{prefix}chains:SPY:{near.isoformat()}"))
+        document = decode_document(await redis.get(f"{prefix}chains:SPY:{near.isoformat()}")).model_dump(mode="json")
         assert document["row_flags"][0] == ["stale"] and document["contract_id"][0] == f"SPY{near:%y%m%d}C00000000"
     finally:
         await redis.aclose()
@@ -296,3 +300,25 @@ async def test_option_store_does_not_rewrite_an_unchanged_snapshot(stack: Stack)
         assert (await store.store([moved])).written == per_poll
     finally:
         await redis.aclose()
+
+
+async def test_chain_command_prints_the_stored_document_as_json(stack: Stack, tmp_path: Path) -> None:
+    """`quanticity chain SYMBOL EXPIRY` prints the stored columnar document as JSON; a missing one is named."""
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique()
+    t0 = utc_now().replace(microsecond=0)
+    expiry = (t0 + timedelta(days=5)).date()
+    chain = _chain(expiry, t0)
+    try:
+        await OptionChainStore(TimeSeriesWriter(redis, Metrics(), prefix)).store([chain])
+    finally:
+        await redis.aclose()
+    env = {**os.environ, "QUANTICITY_REDIS__URL": stack.redis_url, "QUANTICITY_REDIS__KEY_PREFIX": prefix}
+    command = [sys.executable, "-m", "quanticity.cli.main", "--env-file", str(tmp_path / "none.env"), "chain"]
+
+    found = subprocess.run([*command, "spy", expiry.isoformat()], env=env, capture_output=True, text=True, check=False)
+    missing = subprocess.run([*command, "SPY", "2031-01-17"], env=env, capture_output=True, text=True, check=False)
+
+    assert found.returncode == 0, found.stderr
+    assert orjson.loads(found.stdout) == chain.model_dump(mode="json")
+    assert missing.returncode == 1 and f"no chain stored at {prefix}chains:SPY:2031-01-17" in missing.stderr

@@ -14,7 +14,6 @@ from quanticity.agents.analytics_greeks import (
     ChainNotComputable,
     Spot,
     SummaryBook,
-    column,
     compute_chain_greeks,
     expiry_years,
     horizon_of,
@@ -124,16 +123,11 @@ def test_validity_runs_from_the_input_event_time_by_horizon() -> None:
     assert valid_until(NOW, "swing", config) == NOW + timedelta(seconds=300)
 
 
-def test_column_maps_none_to_nan() -> None:
-    assert np.array_equal(column([1.0, None, 3.0]), [1.0, math.nan, 3.0], equal_nan=True)
-    assert column([1.0, 2.0]).dtype == np.float64
-
-
 def test_parity_spot_recovers_the_spot_from_call_put_pairs() -> None:
     chain = synthetic_chain(dividend_yield=0.0)
     t = expiry_years(NOW, chain.expiry, CONFIG)
-    mid = (column(chain.bid) + column(chain.ask)) / 2
-    found = parity_spot(column(chain.strike), np.asarray(chain.right) == "C", mid, t, RATE, 0.0, 5)
+    mid = (chain.bid + chain.ask) / 2
+    found = parity_spot(chain.strike, np.asarray(chain.right) == "C", mid, t, RATE, 0.0, 5)
     assert found is not None
     assert found[0] == pytest.approx(600.0, rel=1e-9)
 
@@ -146,11 +140,11 @@ def test_greeks_equal_the_engine_on_the_same_inputs_and_iv_is_recovered_from_mid
     iv = np.array([math.nan if v is None else v for v in cols["iv"]])
     solved = np.array(cols["iv_status"]) == int(IVStatus.SOLVED)
     assert solved.mean() > 0.95  # deep-ITM rows with no time value may fall back to the provider
-    truth = column(chain.implied_vol)
+    truth = chain.implied_vol
     # Where the problem is well conditioned (price / vega <= 100) the IV is the generating one; deep in
     # the money (vega ~ 0) the rounding of (price - h + price + h) / 2 is amplified, so it is not checked there.
-    mid = (column(chain.bid) + column(chain.ask)) / 2
-    conditioned = solved & (mid <= 100 * column(chain.vega) * 100)
+    mid = (chain.bid + chain.ask) / 2
+    conditioned = solved & (mid <= 100 * chain.vega * 100)
     assert conditioned.sum() > 100
     assert np.allclose(iv[conditioned], truth[conditioned], rtol=1e-9)
     ok = np.isfinite(iv)

@@ -6,6 +6,7 @@ import math
 import random
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import orjson
 import pytest
 
@@ -13,6 +14,7 @@ from quanticity.data_ingestion.normalize_contract import NormalizeResult, RowFla
 from quanticity.data_ingestion.normalizer import normalize
 from quanticity.errors import RecordDecodeError
 from quanticity.schemas import OptionChainSnapshot, stable_id
+from quanticity.schemas.columns import column_list
 from tests.unit.data_ingestion.test_normalizer_builders import (
     MID_SESSION,
     OPTION_FIELDS,
@@ -40,15 +42,15 @@ def test_reference_rows_keep_prices_and_null_junk_greeks() -> None:
 
     [snapshot] = _snapshots(result)
     assert (snapshot.symbol, snapshot.expiry) == ("IBM", date(2026, 9, 4))
-    assert snapshot.strike == [115.0, 115.0]
+    assert column_list(snapshot.strike) == [115.0, 115.0]
     assert snapshot.right == ["C", "P"]
-    assert snapshot.bid == [118.85, 0.0]
-    assert snapshot.ask == [121.35, 0.01]
-    assert snapshot.last == [119.09, 0.0]
-    assert snapshot.volume == [0.0, 0.0]
-    assert snapshot.open_interest == [6.0, 0.0]
+    assert column_list(snapshot.bid) == [118.85, 0.0]
+    assert column_list(snapshot.ask) == [121.35, 0.01]
+    assert column_list(snapshot.last) == [119.09, 0.0]
+    assert column_list(snapshot.volume) == [0.0, 0.0]
+    assert column_list(snapshot.open_interest) == [6.0, 0.0]
     for column in (snapshot.implied_vol, snapshot.delta, snapshot.gamma, snapshot.theta, snapshot.vega, snapshot.rho):
-        assert column == [None, None]
+        assert column_list(column) == [None, None]
     assert snapshot.flags == ["junk_greeks"]
     assert result.row_flags == [
         RowFlag(0, "IBM260904C00115000", ("junk_greeks:iv_above_3",)),
@@ -56,8 +58,8 @@ def test_reference_rows_keep_prices_and_null_junk_greeks() -> None:
     ]
     assert snapshot.row_flags == [["junk_greeks:iv_above_3"], ["junk_greeks:iv_above_3"]]
     assert snapshot.contract_id == ["IBM260904C00115000", "IBM260904P00115000"]
-    assert snapshot.mark == [120.10, 0.01]
-    assert (snapshot.bid_size, snapshot.ask_size) == ([9.0, 0.0], [9.0, 1000.0])
+    assert column_list(snapshot.mark) == [120.10, 0.01]
+    assert (column_list(snapshot.bid_size), column_list(snapshot.ask_size)) == ([9.0, 0.0], [9.0, 1000.0])
     assert result.rejected_rows == []
     assert (result.rows_in, result.rows_out) == (2, 2)
 
@@ -84,12 +86,12 @@ def test_greeks_are_converted_to_our_units() -> None:
     result = normalize("HISTORICAL_OPTIONS", {}, IBM, context=context(IBM_INGEST, max_implied_vol=10.0))
 
     [snapshot] = _snapshots(result)
-    assert snapshot.implied_vol == [5.98546, 4.39526]
-    assert snapshot.delta == [0.99259, -0.00064]
-    assert snapshot.gamma == [0.00028, 0.00004]
-    assert snapshot.theta == [-0.76550 * 365.0, -0.06043 * 365.0]
-    assert snapshot.vega == [0.00252 * 100.0, 0.00028 * 100.0]
-    assert snapshot.rho == [0.00310 * 100.0, -0.0]
+    assert column_list(snapshot.implied_vol) == [5.98546, 4.39526]
+    assert column_list(snapshot.delta) == [0.99259, -0.00064]
+    assert column_list(snapshot.gamma) == [0.00028, 0.00004]
+    assert column_list(snapshot.theta) == [-0.76550 * 365.0, -0.06043 * 365.0]
+    assert column_list(snapshot.vega) == [0.00252 * 100.0, 0.00028 * 100.0]
+    assert column_list(snapshot.rho) == [0.00310 * 100.0, -0.0]
     assert result.row_flags == []
 
 
@@ -152,8 +154,8 @@ def test_rows_are_sorted_by_strike_calls_first_whatever_the_input_order() -> Non
 
     ordered = normalize("REALTIME_OPTIONS", {}, options_json(rows), context=context()).records
     scrambled = normalize("REALTIME_OPTIONS", {}, options_json(shuffled), context=context()).records
-    assert [s.model_dump(exclude={"record_id"}) for s in ordered] == [
-        s.model_dump(exclude={"record_id"}) for s in scrambled
+    assert [s.model_dump(mode="json", exclude={"record_id"}) for s in ordered] == [
+        s.model_dump(mode="json", exclude={"record_id"}) for s in scrambled
     ]
     for snapshot in _snapshots(NormalizeResult("X", records=list(ordered))):
         keys = list(zip(snapshot.strike, snapshot.right, strict=True))
@@ -186,7 +188,7 @@ def test_each_implausible_greek_nulls_that_rows_greeks(edit: dict[str, str], fla
     result = normalize("REALTIME_OPTIONS", {}, options_json(rows), context=context())
 
     [snapshot] = _snapshots(result)
-    assert snapshot.implied_vol[0] is None and snapshot.theta[0] is None and snapshot.rho[0] is None
+    assert math.isnan(snapshot.implied_vol[0]) and math.isnan(snapshot.theta[0]) and math.isnan(snapshot.rho[0])
     assert snapshot.implied_vol[1] == float(rows[1]["implied_volatility"])
     assert snapshot.bid[0] == float(rows[0]["bid"])
     assert result.row_flags == [RowFlag(0, rows[0]["contractID"], (flag,))]
@@ -200,7 +202,7 @@ def test_bad_and_negative_prices_are_withheld_and_named() -> None:
     result = normalize("REALTIME_OPTIONS", {}, options_csv(rows), context=context())
 
     [snapshot] = _snapshots(result)
-    assert (snapshot.bid[0], snapshot.ask[0]) == (None, None)
+    assert math.isnan(snapshot.bid[0]) and math.isnan(snapshot.ask[0])
     assert result.row_flags == [RowFlag(0, rows[0]["contractID"], ("bad_bid", "negative_ask"))]
 
 
@@ -260,7 +262,7 @@ def test_realtime_without_greeks_is_flagged_no_greeks() -> None:
         result = normalize("REALTIME_OPTIONS", {}, form, context=context())
 
         assert "no_greeks" in result.flags
-        assert all(v is None for s in _snapshots(result) for v in (*s.delta, *s.implied_vol, *s.theta))
+        assert all(np.isnan(c).all() for s in _snapshots(result) for c in (s.delta, s.implied_vol, s.theta))
         assert result.row_flags == [] and result.rows_out == 6
 
 

@@ -7,6 +7,7 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from faust.serializers import codecs
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quanticity.errors import RecordDecodeError
-from quanticity.schemas import OrderEvent, Record, UnderlyingQuote
+from quanticity.schemas import OptionChainSnapshot, OrderEvent, Record, UnderlyingQuote
 from quanticity.schemas.codec import (
     CODEC_NAME,
     RecordCodec,
@@ -24,6 +25,7 @@ from quanticity.schemas.codec import (
     payload_fields,
     raw_bytes,
 )
+from quanticity.schemas.columns import MAGIC, encode_columnar
 from quanticity.topology.registry import TOPICS, TopicSpec
 
 from .samples import all_samples
@@ -48,7 +50,7 @@ def test_round_trip_through_the_faust_codec(spec: TopicSpec, model: type[Record]
 
     assert type(decoded) is model
     assert decoded == record
-    assert decoded.model_dump() == record.model_dump()
+    assert decoded.model_dump(mode="json") == record.model_dump(mode="json")
 
 
 def test_round_trip_keeps_decimal_exact() -> None:
@@ -248,3 +250,82 @@ def test_payload_fields_keep_a_large_payload_whole_and_preview_2_kib() -> None:
 
     assert base64.b64decode(payload_fields(raw)["payload_b64"]) == raw
     assert payload_fields(ascii_raw)["payload_preview"] == "x" * 2048
+
+
+_CHAIN_MODELS: dict[str, type[Record]] = {"option_chain": OptionChainSnapshot}
+
+
+def test_chains_travel_in_the_columnar_form_and_map_onto_the_received_bytes() -> None:
+    """An option chain is sent as a header plus float64 columns, and its decoded columns are views of the payload."""
+    chain = SAMPLES[OptionChainSnapshot]
+    assert isinstance(chain, OptionChainSnapshot)
+    wire = encode_record(chain)
+
+    assert wire.startswith(MAGIC)
+    decoded = decode_record("quotes", RecordCodec()._loads(wire), _CHAIN_MODELS)
+    assert isinstance(decoded, OptionChainSnapshot)
+    assert decoded == chain and decoded.model_dump(mode="json") == chain.model_dump(mode="json")
+    assert not decoded.bid.flags.owndata and not decoded.bid.flags.writeable  # no copy, and frozen
+    assert raw_bytes(RecordCodec()._loads(wire)) == wire
+
+
+def test_a_json_chain_from_before_the_columnar_form_still_decodes() -> None:
+    """Recorded or replayed chains in JSON (lists with null) decode to the same record."""
+    chain = SAMPLES[OptionChainSnapshot]
+    as_json = orjson.dumps(chain.model_dump(mode="json"))
+
+    assert decode_record("quotes", RecordCodec()._loads(as_json), _CHAIN_MODELS) == chain
+
+
+def _cut(wire: bytes) -> bytes:
+    return wire[:-3]
+
+
+def _header_too_long(wire: bytes) -> bytes:
+    return wire[:6] + (len(wire) * 2).to_bytes(4, "little") + wire[10:]
+
+
+def _header_not_json(wire: bytes) -> bytes:
+    return wire[:10] + b"}" + wire[11:]
+
+
+def _no_directory(wire: bytes) -> bytes:
+    return wire.replace(b'"columns":[', b'"kolumns":[', 1)
+
+
+def _trailing(wire: bytes) -> bytes:
+    return wire + b"\x00" * 8
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_cut, "column 'rho' of .* rows runs past the payload"),
+        (_header_too_long, "header of .* bytes runs past"),
+        (_header_not_json, "header is not JSON"),
+        (_no_directory, "header 'columns' is not a list"),
+        (_trailing, "8 bytes after the last column"),
+        (lambda wire: wire[:8], "not a columnar payload"),
+    ],
+)
+def test_damaged_columnar_payloads_are_refused_with_the_reason_and_kept_whole(damage: Any, message: str) -> None:
+    """A damaged columnar payload becomes a not_json decode error that says what is wrong; the bytes survive."""
+    damaged = damage(encode_record(SAMPLES[OptionChainSnapshot]))
+    loaded = RecordCodec()._loads(damaged)
+
+    assert isinstance(loaded, UndecodedPayload) and raw_bytes(loaded) == damaged
+    with pytest.raises(RecordDecodeError, match=f"columnar payload: {message}") as caught:
+        decode_record("quotes", loaded, _CHAIN_MODELS)
+    assert caught.value.reason == "not_json"
+
+
+def test_a_columnar_payload_with_a_column_of_the_wrong_length_fails_validation() -> None:
+    """Columns of unequal length in a well-formed payload are a validation error naming the column."""
+    chain = SAMPLES[OptionChainSnapshot]
+    fields = dict(chain.__dict__)
+    fields["ask"] = np.concatenate([chain.ask, [1.0]])
+    wire = encode_columnar(fields, chain.FLOAT_COLUMNS)
+
+    with pytest.raises(RecordDecodeError, match="column ask has") as caught:
+        decode_record("quotes", wire, _CHAIN_MODELS)
+    assert caught.value.reason == "validation"

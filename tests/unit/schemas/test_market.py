@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from quanticity.schemas import Bar, DepthLevel, DepthSnapshot, OptionChainSnapshot, Tick, UnderlyingQuote
+from quanticity.schemas.columns import column_list
 
 from .samples import chain_columns, envelope
 
@@ -76,14 +79,15 @@ def test_chain_with_equal_columns_is_valid() -> None:
 
     assert len(chain.strike) == 5
     assert chain.right == ["C", "P", "C", "P", "C"]
-    assert chain.bid[0] is None
+    assert math.isnan(chain.bid[0])
+    assert chain.bid.dtype == np.float64 and not chain.bid.flags.writeable
 
 
 def test_empty_chain_is_valid() -> None:
     """A chain with zero contracts (all columns empty) is consistent."""
     chain = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(0), **envelope())
 
-    assert chain.strike == []
+    assert chain.rows == 0 and chain.strike.size == 0
 
 
 @pytest.mark.parametrize("column", _CHAIN_COLUMNS)
@@ -118,9 +122,9 @@ def test_chain_per_row_columns_are_optional_and_parallel() -> None:
     bare = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(3), **envelope())
     full = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(3), **_PER_ROW, **envelope())
 
-    assert (bare.contract_id, bare.mark, bare.row_flags) == ([], [], [])
+    assert (bare.contract_id, bare.mark.size, bare.row_flags) == ([], 0, [])
     assert bare.flags_of(2) == [] and full.flags_of(2) == ["stale"] and full.flags_of(1) == []
-    assert full.bid_size == [10.0, 0.0, None]
+    assert column_list(full.bid_size) == [10.0, 0.0, None]
 
 
 @pytest.mark.parametrize("column", sorted(_PER_ROW))
@@ -155,6 +159,43 @@ def test_typed_columns_still_check_names_and_lengths(change: dict[str, Any], mes
         OptionChainSnapshot.from_typed_columns(
             {**chain_columns(3), **change}, symbol="SPX", expiry=date(2025, 3, 21), **envelope()
         )
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [(["1.5", 2.0, 3.0], "holds str"), ([True, 2.0, 3.0], "holds bool"), ([[1.0], 2.0, 3.0], "holds list")],
+)
+def test_number_column_cells_must_be_numbers(cells: list[Any], message: str) -> None:
+    """A text, boolean or nested cell in a number column is refused, naming the column."""
+    with pytest.raises(ValidationError, match=f"bid[\\s\\S]*{message}"):
+        OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **{**chain_columns(3), "bid": cells}, **envelope())
+
+
+@pytest.mark.parametrize("strike", [0.0, -5.0, None, math.inf])
+def test_strikes_must_be_positive_and_finite(strike: float | None) -> None:
+    """A strike of zero, below zero, absent or infinite is refused."""
+    columns = chain_columns(3)
+    columns["strike"] = [100.0, strike, 110.0]
+    with pytest.raises(ValidationError, match="strike must be positive and finite"):
+        OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **columns, **envelope())
+
+
+def test_columns_are_read_only_and_copies_convert_lists() -> None:
+    """A snapshot's arrays cannot be written; model_copy turns a list into a column like validation does."""
+    chain = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(3), **envelope())
+    with pytest.raises(ValueError, match="read-only"):
+        chain.bid[0] = 1.0
+    copy = chain.model_copy(update={"bid": [1.0, None, 2.0]})
+    assert copy.bid.dtype == np.float64 and column_list(copy.bid) == [1.0, None, 2.0]
+    assert copy != chain and copy == chain.model_copy(update={"bid": np.array([1.0, np.nan, 2.0])})
+
+
+def test_json_form_of_a_chain_has_null_for_absent_values() -> None:
+    """In JSON a number column is a list with null where the source gave nothing, and it reads back equal."""
+    chain = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(3), **envelope())
+    dumped = chain.model_dump(mode="json")
+    assert dumped["bid"] == column_list(chain.bid) and None in dumped["bid"]
+    assert OptionChainSnapshot.model_validate_json(chain.model_dump_json()) == chain
 
 
 def test_tick_kind_is_trade_or_bid_ask() -> None:

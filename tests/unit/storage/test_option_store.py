@@ -18,7 +18,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quanticity.schemas import OptionChainSnapshot
-from quanticity.storage.option_store import chain_document, chain_samples, event_ms, mark_column, option_key
+from quanticity.schemas.codec import encode_record
+from quanticity.storage.option_store import (
+    chain_document,
+    chain_samples,
+    decode_document,
+    event_ms,
+    mark_column,
+    option_key,
+)
 from quanticity.storage.redis_timeseries import SampleBatch, SeriesKeys
 
 EVENT = datetime(2026, 11, 24, 15, 30, 12, 345000, tzinfo=UTC)
@@ -131,8 +139,8 @@ def test_samples_sharing_a_timestamp_across_snapshots_are_encoded_together() -> 
     assert [batch.key_of(i) for i in range(4)] == ["a", "b", "d", "c"]
 
 
-def test_document_is_the_record_in_json() -> None:
-    """The chain document equals pydantic's JSON form of the record and reads back as the same record."""
+def test_document_is_the_record_in_its_wire_form() -> None:
+    """The chain document is the record's columnar wire form and reads back as the same record (and so does JSON)."""
     snapshot = _snapshot(
         [(1.0, 1.1, None, 0.2), (None, None, 0.5, None)],
         contract_id=["SPY261218C00500000", None],
@@ -145,8 +153,11 @@ def test_document_is_the_record_in_json() -> None:
 
     document = chain_document(snapshot)
 
-    assert orjson.loads(document) == orjson.loads(snapshot.model_dump_json())
-    assert OptionChainSnapshot.model_validate_json(document) == snapshot
+    assert document == encode_record(snapshot)  # the record's own columnar wire form
+    assert decode_document(document) == snapshot
+    assert decode_document(document).model_dump(mode="json") == orjson.loads(snapshot.model_dump_json())
+    # A document written as JSON (before the columnar form) still reads back.
+    assert decode_document(snapshot.model_dump_json().encode()) == snapshot
 
 
 @given(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)))
