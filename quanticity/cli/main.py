@@ -430,7 +430,7 @@ def _redis_url(settings: Settings) -> str:
 
 @cli.command("chain")
 @click.argument("symbol")
-@click.argument("expiry", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.argument("expiry", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="EXPIRY")
 @click.pass_context
 def chain_show(ctx: click.Context, symbol: str, expiry: Any) -> None:
     """Print the latest stored option chain snapshot of SYMBOL and EXPIRY (YYYY-MM-DD) as JSON.
