@@ -327,6 +327,13 @@ def _is_sorted(table: Any, keys: Sequence[str]) -> bool:
     return bool(pc.all(ordered).as_py())
 
 
+def _frozen(column: Any) -> Any:
+    """A float64 Arrow column as a read-only numpy array (null → NaN): snapshots take slices of it as they are."""
+    array = column.to_numpy(zero_copy_only=False)
+    array.flags.writeable = False
+    return array
+
+
 def _groups(table: Any, partial: set[tuple[str, date]]) -> list[ChainGroup]:
     """Split the sorted, de-duplicated rows into one group per (symbol, expiry)."""
     if table.num_rows == 0:
@@ -337,9 +344,7 @@ def _groups(table: Any, partial: set[tuple[str, date]]) -> list[ChainGroup]:
     days = table.column("day").to_numpy()  # datetime64[D], NaT where the row had no date
     numbers = ["strike", *PRICES, *(OUR_NAME.get(name, name) for name in GREEKS)]
     # Number columns stay float64 arrays (null → NaN) all the way to the snapshot.
-    values: dict[str, Any] = {
-        name: table.column(name).combine_chunks().to_numpy(zero_copy_only=False) for name in numbers
-    }
+    values: dict[str, Any] = {name: _frozen(table.column(name).combine_chunks()) for name in numbers}
     values["right"] = table.column("right").to_pylist()
     values["contract_id"] = table.column("contract").to_pylist()
     row_ids = table.column("row_id").to_pylist()

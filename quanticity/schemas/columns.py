@@ -48,6 +48,8 @@ def float_column(value: Any) -> NDArray[np.float64]:
         if value.dtype.kind not in "fiu":
             raise ValueError(f"a number column cannot be of dtype {value.dtype}")
         array = np.ascontiguousarray(value, dtype=np.float64)
+        if array is value and value.flags.writeable:
+            array = value.copy()  # the caller keeps a writable handle on its own array, not on ours
     elif isinstance(value, list | tuple):
         for cell in value:
             if cell is not None and (isinstance(cell, bool) or not isinstance(cell, int | float)):

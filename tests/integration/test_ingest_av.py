@@ -43,9 +43,11 @@ async def test_cadence_matrix_flows_from_the_simulator_into_redis(
     redis = Redis.from_url(settings.redis.url or "")
     started_ms = int(time.time() * 1000) - 5_000
 
-    async def fresh(family_filter: list[str]) -> list[tuple[str, dict[str, str], list[tuple[int, float]]]]:
+    async def fresh(
+        family_filter: list[str], since: int | str = started_ms
+    ) -> list[tuple[str, dict[str, str], list[tuple[int, float]]]]:
         reply = await redis.execute_command(
-            "TS.MRANGE", started_ms, "+", "WITHLABELS", "FILTER", *family_filter, "resolution="
+            "TS.MRANGE", since, "+", "WITHLABELS", "FILTER", *family_filter, "resolution="
         )
         return [row for row in parse_mrange(reply) if row[0].startswith(prefix) and row[2]]
 
@@ -54,7 +56,10 @@ async def test_cadence_matrix_flows_from_the_simulator_into_redis(
         options: list[tuple[str, dict[str, str], list[tuple[int, float]]]] = []
         underlyings: list[tuple[str, dict[str, str], list[tuple[int, float]]]] = []
         while asyncio.get_running_loop().time() < deadline:
-            options = await fresh(["family=options", "symbol=SPY"])
+            # Option samples carry the chain's event time: after the close (or on a weekend) that is
+            # the last session's close, before this test began. The key prefix is this test's own,
+            # so every sample under it was written by this run.
+            options = await fresh(["family=options", "symbol=SPY"], since="-")
             underlyings = await fresh(["family=underlyings"])
             if options and underlyings:
                 break

@@ -185,6 +185,10 @@ def test_columns_are_read_only_and_copies_convert_lists() -> None:
     chain = OptionChainSnapshot(symbol="SPX", expiry=date(2025, 3, 21), **chain_columns(3), **envelope())
     with pytest.raises(ValueError, match="read-only"):
         chain.bid[0] = 1.0
+    mine = np.array([1.0, 2.0, 3.0])
+    held = chain.model_copy(update={"ask": mine})
+    mine[0] = 99.0  # the caller's array changes; the record's column does not
+    assert held.ask[0] == 1.0
     copy = chain.model_copy(update={"bid": [1.0, None, 2.0]})
     assert copy.bid.dtype == np.float64 and column_list(copy.bid) == [1.0, None, 2.0]
     assert copy != chain and copy == chain.model_copy(update={"bid": np.array([1.0, np.nan, 2.0])})
