@@ -43,6 +43,7 @@ from quanticity.analytics import (
 )
 from quanticity.errors import QuanticityError
 from quanticity.schemas import OptionChainSnapshot, utc_now
+from quanticity.simulation.calendar import regular_open_after_close
 
 ET = ZoneInfo("America/New_York")
 SECONDS_PER_YEAR = 365.0 * 86400.0
@@ -181,8 +182,16 @@ def horizon_of(event_time: datetime, expiry: date) -> Horizon:
 
 
 def valid_until(event_time: datetime, horizon: Horizon, config: AnalyticsConfig) -> datetime:
-    """Results describe the market at their input's event time, and expire a validity later."""
-    return event_time + timedelta(seconds=config.validity_s(horizon))
+    """Results describe the market at their input's event time, and expire a validity later.
+
+    An input stamped while the regular session is closed (a chain polled after 16:00 ET
+    carries the close as its event time; a night, a weekend, a holiday) describes the
+    market until the next open: nothing newer can exist before it. Its results stay valid
+    until a validity after that open, so an evening's Greeks are served, not dropped as
+    stale, and expire once the next session has had time to produce fresh ones.
+    """
+    reopens = regular_open_after_close(event_time)
+    return (reopens or event_time) + timedelta(seconds=config.validity_s(horizon))
 
 
 def mid_prices(bid: NDArray[np.float64], ask: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -28,6 +28,7 @@ __all__ = [
     "holidays",
     "is_trading_day",
     "last_weekday_trading_day",
+    "regular_open_after_close",
     "third_friday",
     "to_et",
 ]
@@ -125,6 +126,28 @@ def to_et(t: datetime) -> datetime:
 def et_datetime(d: date, clock: time) -> datetime:
     """The aware UTC instant of wall-clock ``clock`` ET on ``d``."""
     return datetime.combine(d, clock, tzinfo=ET).astimezone(UTC)
+
+
+_REGULAR_OPEN = time(9, 30)
+_REGULAR_CLOSE = time(16, 0)
+
+
+def regular_open_after_close(t: datetime) -> datetime | None:
+    """The next regular-session open (09:30 ET) when the regular session is closed at ``t``, else ``None``.
+
+    Closed means: at or after 16:00 ET, before 09:30 ET, or on a weekend or NYSE holiday.
+    Listed option quotes do not change while it is closed, so a snapshot taken then
+    describes the market until that open.
+    """
+    local = to_et(t)
+    day, clock = local.date(), local.timetz().replace(tzinfo=None)
+    if is_trading_day(day) and _REGULAR_OPEN <= clock < _REGULAR_CLOSE:
+        return None
+    if not is_trading_day(day) or clock >= _REGULAR_CLOSE:
+        day += timedelta(days=1)
+        while not is_trading_day(day):
+            day += timedelta(days=1)
+    return et_datetime(day, _REGULAR_OPEN)
 
 
 class TradingCalendar:

@@ -123,6 +123,31 @@ def test_validity_runs_from_the_input_event_time_by_horizon() -> None:
     assert valid_until(NOW, "swing", config) == NOW + timedelta(seconds=300)
 
 
+@pytest.mark.parametrize(
+    ("event_time", "reopens"),
+    [
+        (datetime(2026, 11, 24, 21, 0, tzinfo=UTC), datetime(2026, 11, 25, 14, 30, tzinfo=UTC)),  # Tue close → Wed open
+        (datetime(2026, 11, 25, 22, 0, tzinfo=UTC), datetime(2026, 11, 27, 14, 30, tzinfo=UTC)),  # Thanksgiving skipped
+        (datetime(2026, 11, 28, 15, 0, tzinfo=UTC), datetime(2026, 11, 30, 14, 30, tzinfo=UTC)),  # Saturday → Monday
+        (datetime(2026, 11, 24, 13, 0, tzinfo=UTC), datetime(2026, 11, 24, 14, 30, tzinfo=UTC)),  # 08:00 ET → 09:30
+    ],
+)
+def test_an_input_from_a_closed_market_stays_valid_until_a_validity_after_the_next_open(
+    event_time: datetime, reopens: datetime
+) -> None:
+    """A chain stamped at the close (or a night, weekend, holiday) describes the market until the next open."""
+    config = AnalyticsConfig(validity_0dte_s=30, validity_1dte_s=45, validity_swing_s=300)
+    assert valid_until(event_time, "swing", config) == reopens + timedelta(seconds=300)
+    assert valid_until(event_time, "1dte", config) == reopens + timedelta(seconds=45)
+
+
+def test_the_last_second_of_the_session_is_still_open() -> None:
+    """At 15:59:59 ET the session is open: the validity runs from the event time."""
+    config = AnalyticsConfig(validity_0dte_s=30, validity_1dte_s=45, validity_swing_s=300)
+    last = datetime(2026, 11, 24, 20, 59, 59, tzinfo=UTC)
+    assert valid_until(last, "0dte", config) == last + timedelta(seconds=30)
+
+
 def test_parity_spot_recovers_the_spot_from_call_put_pairs() -> None:
     chain = synthetic_chain(dividend_yield=0.0)
     t = expiry_years(NOW, chain.expiry, CONFIG)
