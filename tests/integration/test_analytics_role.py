@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from quanticity.agents import analytics
 from quanticity.agents.analytics_config import AnalyticsConfig
+from quanticity.agents.analytics_greeks import valid_until
 from quanticity.analytics import compute_greeks
 from quanticity.analytics.regime_classifier import REGIME_LABELS
 from quanticity.app.platform import Platform
@@ -71,10 +72,17 @@ async def _publish(settings: Settings, items: list[tuple[bytes, bytes]], topic: 
 
 def _chain(n: int, record_id: str, expiry: date | None = None, **kwargs: Any) -> OptionChainSnapshot:
     now = utc_now()
-    # A swing expiry (5 min validity): the test does not depend on the time of day.
+    # A swing expiry: 5 min validity in session; stamped while the market is closed, until 5 min after
+    # the next open (``_ttl_bound_ms``).
     return synthetic_chain(
         n, expiry=expiry or (now + timedelta(days=21)).date(), event_time=now, record_id=record_id, **kwargs
     )
+
+
+def _ttl_bound_ms(chain: OptionChainSnapshot) -> float:
+    """The longest a swing result of ``chain`` may live from now, in ms, by the role's default validity."""
+    until = valid_until(chain.event_time, "swing", AnalyticsConfig())
+    return (until - utc_now()).total_seconds() * 1000.0 + 1_000.0  # the TTL is rounded up to whole seconds
 
 
 async def _wait_for(check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
@@ -106,14 +114,14 @@ async def test_a_10k_contract_snapshot_lands_as_greeks_in_redis_and_on_the_topic
         key = f"{prefix}analytics:greeks:SPY:{expiry}"
         raw = await _wait_for(lambda: redis.get(key))
         ttl_ms = await redis.pttl(key)
-        assert 0 < ttl_ms <= 300_000
+        assert 0 < ttl_ms <= _ttl_bound_ms(chain)
         summary_raw = await redis.get(f"{prefix}analytics:greeks:SPY")
-        assert summary_raw is not None and 0 < await redis.pttl(f"{prefix}analytics:greeks:SPY") <= 300_000
+        assert summary_raw is not None and 0 < await redis.pttl(f"{prefix}analytics:greeks:SPY") <= _ttl_bound_ms(chain)
     finally:
         await redis.aclose()
     doc = orjson.loads(raw)
     assert doc["input_ids"] == ["chain-10k"] and doc["source"] == "sim"
-    assert doc["valid_until"] == (chain.event_time + timedelta(seconds=300)).isoformat()
+    assert doc["valid_until"] == valid_until(chain.event_time, "swing", AnalyticsConfig()).isoformat()
     cols = doc["columns"]
     assert len(cols["strike"]) == 10_000
     iv = _array(cols["iv"])
@@ -195,7 +203,10 @@ async def test_malformed_records_are_dead_lettered_and_the_agent_keeps_computing
         assert fresh.document["input_ids"] == ["after-garbage"]
         # The same key read by a clock past its validity: refused, never served as fresh.
         late = AnalyticsStore(
-            redis, platform.metrics.analytics, settings.redis.key_prefix, clock=lambda: utc_now() + timedelta(minutes=6)
+            redis,
+            platform.metrics.analytics,
+            settings.redis.key_prefix,
+            clock=lambda: valid_until(good.event_time, "swing", AnalyticsConfig()) + timedelta(minutes=1),
         )
         assert await late.greeks("SPY", good.expiry.isoformat()) is None
     finally:
