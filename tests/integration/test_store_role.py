@@ -37,6 +37,7 @@ from quanticity.storage.redis_timeseries import SampleBatch, TimeSeriesWriter
 from quanticity.storage.resp import encode_command
 from quanticity.topology.broker_profile import producer_options
 from quanticity.topology.registry import TopicRegistry
+from quanticity.topology.tail import tail_topic
 from tests.conftest import Stack, unique
 
 pytestmark = pytest.mark.integration
@@ -156,6 +157,20 @@ async def test_every_record_family_lands_in_its_keys(
         assert no_iv == []  # no IV from the source → no sample, never a made-up one
         doc = decode_document(await redis.get(f"{p}chains:SPY:2026-12-18")).model_dump(mode="json")
         assert doc["strike"] == [595.0, 600.0, 612.5] and doc["implied_vol"] == [0.18, 0.19, None]
+        # `quanticity tail quotes` shows the columnar chain records as JSON, null where a value is absent.
+        lines: list[dict[str, Any]] = []
+        on_quotes = sum(topic == "quotes" for topic, _ in _records())
+        await tail_topic(
+            settings.kafka.bootstrap or "",
+            registry,
+            "quotes",
+            lines.append,
+            from_beginning=True,
+            limit=on_quotes,
+            idle_timeout_s=30,
+        )
+        tailed = {line["record_id"]: line for line in lines if line["type"] == "option_chain"}
+        assert tailed["chain-1"]["bid"] == [7.1, 4.0, None] and tailed["chain-1"]["right"] == ["C", "P", "C"]
         # beyond 60 DTE: the chain document only, no per-contract series
         assert await redis.exists(f"{p}chains:SPY:2027-06-18")
         assert not await redis.exists(f"{p}options:SPY:2027-06-18:595:C:mark")
