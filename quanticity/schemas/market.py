@@ -142,7 +142,8 @@ class OptionChainSnapshot(ColumnarMixin, SymbolRecord):
 
         The normalizer builds its columns from parsed floats and Arrow float64/string arrays,
         so validating them cell by cell would only re-check types it made itself. Number
-        columns may be arrays (used as they are) or lists of floats and ``None``. The
+        columns may be arrays (used as they are when read-only, copied when the caller could
+        still write them) or lists of floats and ``None``. The
         envelope and every other field are validated as usual, the columns' names and
         lengths too. Its tests check that such snapshots validate unchanged through the model.
 
