@@ -34,6 +34,10 @@ _LENGTH = struct.Struct("<I")
 _FLOAT = np.dtype("<f8")
 
 
+#: Cell types a number column takes as they are (subclasses such as numpy floats are checked one by one).
+_PLAIN_CELLS = frozenset({float, int, type(None)})
+
+
 class ColumnarPayloadError(ValueError):
     """A payload that starts like a columnar record but is not a well-formed one."""
 
@@ -51,9 +55,10 @@ def float_column(value: Any) -> NDArray[np.float64]:
         if array is value and value.flags.writeable:
             array = value.copy()  # the caller keeps a writable handle on its own array, not on ours
     elif isinstance(value, list | tuple):
-        for cell in value:
-            if cell is not None and (isinstance(cell, bool) or not isinstance(cell, int | float)):
-                raise ValueError(f"a number column holds {type(cell).__name__} {cell!r}")
+        if not _PLAIN_CELLS.issuperset(map(type, value)):  # one C-level pass; the per-cell check only when needed
+            for cell in value:
+                if cell is not None and (isinstance(cell, bool) or not isinstance(cell, int | float)):
+                    raise ValueError(f"a number column holds {type(cell).__name__} {cell!r}")
         array = np.array(value, dtype=np.float64)  # None → NaN
     else:
         raise ValueError(f"a number column must be a list or an array, not {type(value).__name__}")
