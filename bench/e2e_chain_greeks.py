@@ -31,10 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +50,7 @@ from quanticity.app.platform import Platform
 from quanticity.app.roles import RoleSpec, role
 from quanticity.observability.metrics import Metrics
 from quanticity.runtime.embedded import EmbeddedRuntime
+from quanticity.runtime.process import ChildProcess
 from quanticity.schemas import OptionChainSnapshot, utc_now
 from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings, SettingsHolder, load_settings
@@ -127,14 +125,17 @@ async def run(snapshots: int, every_s: float, layout: str, load: bool, load_proc
             await measure(runtime, Path(home), snapshots, every_s, layout, load, worker is not None)
         finally:
             if worker is not None:
-                stop_load_worker(worker)
+                worker.stop(timeout_s=30)
             runtime.stop_processes()
 
 
-def start_load_worker(runtime: EmbeddedRuntime, home: Path) -> subprocess.Popen[bytes]:
-    """``quanticity worker --role store --role ingest-av`` on the embedded servers, shipped cadence, its own process."""
+def start_load_worker(runtime: EmbeddedRuntime, home: Path) -> ChildProcess:
+    """``quanticity worker --role store --role ingest-av`` on the embedded servers, shipped cadence, its own process.
+
+    A ``ChildProcess`` like the embedded servers: it dies with this process, and ``stop`` is
+    SIGTERM (the worker stops its roles and simulator) then SIGKILL.
+    """
     env = {
-        **os.environ,
         "QUANTICITY_KAFKA__BOOTSTRAP": runtime.bootstrap,
         "QUANTICITY_KAFKA__TOPIC_PREFIX": "bench-",
         "QUANTICITY_REDIS__URL": runtime.redis_url,
@@ -143,22 +144,13 @@ def start_load_worker(runtime: EmbeddedRuntime, home: Path) -> subprocess.Popen[
         "QUANTICITY_OBSERVABILITY__METRICS_PORT": "0",
         "QUANTICITY_OBSERVABILITY__TEXTFILE_DIR": str(home / "worker-metrics"),
         "QUANTICITY_DEMO__ENABLED": "false",
+        "ALPHA_VANTAGE_API_KEY": "",  # the simulator, never the real service
     }
-    env.pop("ALPHA_VANTAGE_API_KEY", None)
-    command = [sys.executable, "-m", "quanticity.cli.main", "--config-dir", str(ROOT / "config")]
-    command += ["--env-file", str(home / "none.env"), "worker", "--role", "store", "--role", "ingest-av"]
-    log = (home / "load-worker.log").open("wb")
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - our own CLI
-
-
-def stop_load_worker(worker: subprocess.Popen[bytes]) -> None:
-    """SIGINT (a clean stop of its roles and simulator), then SIGKILL if it lingers."""
-    worker.send_signal(signal.SIGINT)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    argv = [sys.executable, "-m", "quanticity.cli.main", "--config-dir", str(ROOT / "config")]
+    argv += ["--env-file", str(home / "none.env"), "worker", "--role", "store", "--role", "ingest-av"]
+    worker = ChildProcess("load-worker", argv, home / "load-worker.log", env)
+    worker.start()
+    return worker
 
 
 class Stages:

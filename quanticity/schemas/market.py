@@ -121,9 +121,7 @@ class OptionChainSnapshot(ColumnarMixin, SymbolRecord):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> OptionChainSnapshot:
         """A copy with ``update`` applied; number columns in ``update`` become float64 arrays
         (pydantic's ``model_copy`` validates nothing, and a list would break every reader)."""
-        if update:
-            update = {name: float_column(v) if name in CHAIN_FLOAT_COLUMNS else v for name, v in update.items()}
-        return super().model_copy(update=update, deep=deep)
+        return super().model_copy(update=_as_columns(update) if update else update, deep=deep)
 
     __hash__ = None  # type: ignore[assignment]  # arrays: equal snapshots need not hash alike
 
@@ -155,9 +153,14 @@ class OptionChainSnapshot(ColumnarMixin, SymbolRecord):
         if unknown:
             raise ValueError(f"not chain columns: {sorted(unknown)}")
         shell = cls.model_validate({**fields, **dict.fromkeys(_REQUIRED_COLUMNS, [])})
-        typed = {name: float_column(value) if name in CHAIN_FLOAT_COLUMNS else value for name, value in columns.items()}
+        typed = _as_columns(columns)
         _check_lengths({**shell.__dict__, **typed})
         return BaseModel.model_copy(shell, update=typed)  # columns converted above
+
+
+def _as_columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with every number column as a read-only float64 array (``float_column``)."""
+    return {name: float_column(value) if name in CHAIN_FLOAT_COLUMNS else value for name, value in values.items()}
 
 
 def _check_lengths(values: Mapping[str, Any]) -> None:

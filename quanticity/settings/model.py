@@ -152,6 +152,12 @@ class AlphaVantageSettings(_Section):
     cadence: CadenceSettings = Field(default_factory=CadenceSettings)
     simulator: AlphaVantageSimulatorSettings = Field(default_factory=AlphaVantageSimulatorSettings)
 
+    @field_validator("api_key")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # ``ALPHA_VANTAGE_API_KEY=`` (an empty line in .env) means no key: the simulator, as when unset.
+        return None if value is None or not value.get_secret_value().strip() else value
+
 
 ENV_PREFIX = "QUANTICITY_"
 # Documented single-underscore shorthands, kept for operators and compose files.

@@ -34,14 +34,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from quanticity.schemas import OptionChainSnapshot
-from quanticity.schemas.codec import encode_record
-from quanticity.schemas.columns import decode_columnar, is_columnar
+from quanticity.schemas import OptionChainSnapshot, Record
+from quanticity.schemas.codec import decode_record, encode_record
 from quanticity.storage.chain_compaction import Ladder, OpenBucket, parse_mget
 from quanticity.storage.redis_timeseries import (
     PRICE_LADDER,
@@ -55,6 +54,7 @@ from quanticity.storage.redis_timeseries import (
 from quanticity.storage.resp import encode_command
 
 OPTION_FIELDS = ("mark", "iv")
+_CHAIN_MODELS: dict[str, type[Record]] = {"option_chain": OptionChainSnapshot}
 #: Per-contract series are kept for expirations up to this far out (the 0DTE…45 DTE strategies
 #: read them); farther expirations live only in the chain document. Keeps a full-chain
 #: universe from turning into hundreds of thousands of series.
@@ -169,16 +169,15 @@ def chain_document(snapshot: OptionChainSnapshot) -> bytes:
     return encode_record(snapshot)
 
 
-def decode_document(raw: bytes) -> OptionChainSnapshot:
+def decode_document(raw: bytes, key: str = "chains:*") -> OptionChainSnapshot:
     """A ``chains:*`` document back as a snapshot: the columnar form, or JSON (as written before it).
 
+    The document is the record's wire bytes, so the codec reads it (``decode_record``).
+
     Raises:
-        pydantic.ValidationError: the document is not a valid snapshot.
-        quanticity.schemas.columns.ColumnarPayloadError: a damaged columnar document.
+        RecordDecodeError: the document is damaged or not a valid snapshot; ``key`` names it.
     """
-    if is_columnar(raw):
-        return OptionChainSnapshot.model_validate(decode_columnar(raw).fields)
-    return OptionChainSnapshot.model_validate_json(raw)
+    return cast(OptionChainSnapshot, decode_record(key, raw, _CHAIN_MODELS))  # the one model it may return
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,9 +337,9 @@ class OptionChainStore:
 
         Raises:
             redis.exceptions.RedisError: Redis is unreachable.
-            pydantic.ValidationError: the document is not a valid snapshot.
+            RecordDecodeError: the document is damaged or not a valid snapshot.
         """
         raw: Any = await self.writer.redis.get(self.writer.full_key(chain_key(symbol, expiry.isoformat())))
         if raw is None:
             return None
-        return decode_document(raw)
+        return decode_document(raw, chain_key(symbol, expiry.isoformat()))

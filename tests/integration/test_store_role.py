@@ -38,7 +38,7 @@ from quanticity.storage.resp import encode_command
 from quanticity.topology.broker_profile import producer_options
 from quanticity.topology.registry import TopicRegistry
 from quanticity.topology.tail import tail_topic
-from tests.conftest import Stack, unique
+from tests.conftest import Stack, free_port, unique
 
 pytestmark = pytest.mark.integration
 
@@ -331,9 +331,23 @@ async def test_chain_command_prints_the_stored_document_as_json(stack: Stack, tm
     env = {**os.environ, "QUANTICITY_REDIS__URL": stack.redis_url, "QUANTICITY_REDIS__KEY_PREFIX": prefix}
     command = [sys.executable, "-m", "quanticity.cli.main", "--env-file", str(tmp_path / "none.env"), "chain"]
 
-    found = subprocess.run([*command, "spy", expiry.isoformat()], env=env, capture_output=True, text=True, check=False)
-    missing = subprocess.run([*command, "SPY", "2031-01-17"], env=env, capture_output=True, text=True, check=False)
+    redis = Redis.from_url(stack.redis_url)
+    try:
+        await redis.set(f"{prefix}chains:SPY:2031-02-21", encode_record(chain)[:-5])  # a truncated document
+    finally:
+        await redis.aclose()
+    dead_redis = {**env, "QUANTICITY_REDIS__URL": f"redis://127.0.0.1:{free_port()}/0"}
+
+    def run(args: list[str], environment: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*command, *args], env=environment, capture_output=True, text=True, check=False)
+
+    found = run(["spy", expiry.isoformat()])
+    missing = run(["SPY", "2031-01-17"])
+    damaged = run(["SPY", "2031-02-21"])
+    unreachable = run(["SPY", expiry.isoformat()], dead_redis)
 
     assert found.returncode == 0, found.stderr
     assert orjson.loads(found.stdout) == chain.model_dump(mode="json")
     assert missing.returncode == 1 and f"no chain stored at {prefix}chains:SPY:2031-01-17" in missing.stderr
+    assert damaged.returncode == 1 and "'chains:SPY:2031-02-21' (not_json): columnar payload" in damaged.stderr
+    assert unreachable.returncode == 1 and "error: Redis at redis://127.0.0.1:" in unreachable.stderr

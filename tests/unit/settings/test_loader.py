@@ -337,6 +337,15 @@ def test_secret_from_environment_is_masked(tmp_path: Path, monkeypatch: pytest.M
     assert SECRET not in settings.model_dump_json()
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_api_key_means_no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blank: str) -> None:
+    """ALPHA_VANTAGE_API_KEY= (blank) is no key, as if unset: the platform then serves from the simulator."""
+    (tmp_path / "config").mkdir()
+    monkeypatch.setenv("ALPHA_VANTAGE_API_KEY", blank)
+
+    assert load_settings(tmp_path / "config", env_file=None).alphavantage.api_key is None
+
+
 def test_invalid_secret_value_is_not_echoed(tmp_path: Path) -> None:
     """A secret of the wrong type is reported without its value."""
     _write(tmp_path / "config" / "credentials.yaml", "alphavantage:\n  api_key: 987654321\n")
