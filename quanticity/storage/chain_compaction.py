@@ -33,15 +33,11 @@ from quanticity.storage.redis_timeseries import Compaction
 
 @dataclass(frozen=True, slots=True)
 class OpenBucket:
-    """The bucket a resolution is filling: its start and, per series, its last finite value (NaN: none yet)."""
+    """The bucket a resolution is filling: its start and, per series, its last finite value (NaN: none yet).
 
-    start: int
-    values: NDArray[np.float64]
-
-
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """A finished bucket: write ``values`` (NaN skipped) at ``start`` into the compaction series."""
+    Once a later snapshot closes it, its ``values`` (NaN skipped) are written at ``start`` into the
+    compaction series.
+    """
 
     start: int
     values: NDArray[np.float64]
@@ -49,7 +45,7 @@ class Closed:
 
 def advance(
     bucket: OpenBucket | None, bucket_ms: int, ts: int, values: NDArray[np.float64]
-) -> tuple[OpenBucket | None, Closed | None]:
+) -> tuple[OpenBucket | None, OpenBucket | None]:
     """The open bucket after one snapshot at ``ts``, and the bucket that snapshot closed (if any).
 
     Pure: the caller keeps the new state only once the write went through, so a failed write
@@ -60,7 +56,7 @@ def advance(
     if bucket is None:
         return OpenBucket(start, fresh), None
     if start > bucket.start:
-        return OpenBucket(start, fresh), Closed(bucket.start, bucket.values)
+        return OpenBucket(start, fresh), bucket
     if start < bucket.start:  # behind the open bucket: raw samples only
         return bucket, None
     if len(values) != len(bucket.values):
@@ -121,10 +117,10 @@ class Ladder:
 
     def advance(
         self, ts: int, values: NDArray[np.float64]
-    ) -> tuple[dict[str, OpenBucket | None], list[tuple[str, Closed]]]:
+    ) -> tuple[dict[str, OpenBucket | None], list[tuple[str, OpenBucket]]]:
         """The open buckets after a snapshot, and the ``(suffix, bucket)`` pairs it closed (state unchanged)."""
         after: dict[str, OpenBucket | None] = {}
-        closed: list[tuple[str, Closed]] = []
+        closed: list[tuple[str, OpenBucket]] = []
         for c in self.compactions:
             after[c.suffix], done = advance(self.open[c.suffix], c.bucket_ms, ts, values)
             if done is not None:
