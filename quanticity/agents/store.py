@@ -119,6 +119,27 @@ class StoreHandlers:
             NewsItem: self.on_news,
         }
 
+    async def flush(self) -> None:
+        """Write the option compactions still pending, as the role stops.
+
+        What cannot be written now (Redis gone, or slower than 5 s) is not lost: the next
+        store to start writes it from the raw series (``OptionChainStore``).
+        """
+        options = self._stores.options if self._stores is not None else None
+        if options is None or not options.pending_compactions:
+            return
+        try:
+            async with asyncio.timeout(5.0):
+                await options.flush()
+        except (RedisError, TimeoutError) as exc:
+            self.ctx.metrics.redis_errors.labels(operation="flush_compactions").inc()
+            log.warning(
+                "compactions_not_flushed",
+                pending=options.pending_compactions,
+                error=str(exc) or type(exc).__name__,
+                detail="the next store to start writes them from the raw series",
+            )
+
     @property
     def stores(self) -> Stores:
         if self._stores is None:
@@ -241,7 +262,11 @@ def install(app: Any, ctx: RoleContext, role: str) -> None:
         async def store_topic(
             stream: Any, handle: Callable[[Any], Awaitable[None]] = handle, topic: str = topic
         ) -> None:
-            async for event in stream.events():
-                await guarded(dead_letters, topic, event, handle)
+            try:
+                async for event in stream.events():
+                    await guarded(dead_letters, topic, event, handle)
+            finally:
+                if topic == "quotes":  # the topic of the option chains
+                    await handlers.flush()
 
         app.agent(ctx.topic(app, topic), name=f"{role}-{topic}")(store_topic)

@@ -28,6 +28,7 @@ next is encoded; the replies are read raw at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ from numpy.typing import NDArray
 
 from quanticity.schemas import OptionChainSnapshot, Record
 from quanticity.schemas.codec import decode_record, encode_record
-from quanticity.storage.chain_compaction import Ladder, OpenBucket, parse_mget
+from quanticity.storage.chain_compaction import Ladder, OpenBucket, parse_mget, parse_mrange
 from quanticity.storage.redis_timeseries import (
     PRICE_LADDER,
     MaddResult,
@@ -65,6 +66,13 @@ _RETENTION_MS = {"ibkr": 48 * 3_600_000}
 _DEFAULT_RETENTION_MS = 7 * 24 * 3_600_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
+#: A closed bucket's compaction samples are written over this many ``store`` calls, the first
+#: share with the call that closed it: no call carries a whole chain's minute and five-minute
+#: buckets on top of its own samples (docs/benchmarks.md, "Compactions spread over calls").
+DEFAULT_COMPACTION_SPREAD = 4
+#: How far before a chain's newest raw sample a store that starts looks for closed buckets
+#: whose compactions were never written (its predecessor stopped with some still pending).
+_UNWRITTEN_LOOKBACK_MS = 15 * 60_000
 
 
 def strike_text(strike: float) -> str:
@@ -189,9 +197,56 @@ class _Layout:
     raw: dict[str, SeriesKeys]  # field → the raw series' keys
     compacted: dict[tuple[str, str], SeriesKeys]  # (field, suffix) → the compaction series' keys
     ladders: dict[str, Ladder]  # field → its open buckets
+    newest_raw: int | None  # the newest raw sample's timestamp when the layout was made
 
     def fits(self, snapshot: OptionChainSnapshot) -> bool:
         return np.array_equal(self.strike, snapshot.strike) and self.right == snapshot.right
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A closed bucket whose compaction samples are not all written: positions ``done:`` of ``keys`` remain."""
+
+    keys: SeriesKeys
+    start: int
+    values: NDArray[np.float64]
+    calls_left: int
+    done: int = 0
+
+    def share(self, everything: bool) -> tuple[int, _Pending | None]:
+        """Where this call's share ends, and what remains after it (``None``: nothing)."""
+        remaining = len(self.values) - self.done
+        take = remaining if everything or self.calls_left <= 1 else -(-remaining // self.calls_left)
+        end = self.done + take
+        rest = replace(self, done=end, calls_left=self.calls_left - 1) if end < len(self.values) else None
+        return end, rest
+
+
+@dataclass(slots=True)
+class _Call:
+    """What one ``store`` call has sent and changed, applied to the store only once Redis took it all."""
+
+    compactions: SampleBatch
+    #: the buckets this call closed
+    closed: list[_Pending] = dataclasses.field(default_factory=list)
+    #: the open buckets before this call
+    undo: list[tuple[Ladder, dict[str, OpenBucket | None]]] = dataclasses.field(default_factory=list)
+    #: document key → the snapshot written there
+    written: dict[str, OptionChainSnapshot] = dataclasses.field(default_factory=dict)
+    #: the chains checked for buckets left unwritten
+    reconciled: list[tuple[str, date, str]] = dataclasses.field(default_factory=list)
+    unchanged: int = 0  # samples not sent again
+
+
+def _share(batch: SampleBatch, pending: Sequence[_Pending], *, everything: bool) -> list[_Pending]:
+    """Add each pending bucket's share for this call to ``batch``; what remains pending after it."""
+    left = []
+    for entry in pending:
+        end, rest = entry.share(everything)
+        batch.add_shared_ts(entry.keys.slice(entry.done, end), entry.start, entry.values[entry.done : end])
+        if rest is not None:
+            left.append(rest)
+    return left
 
 
 class OptionChainStore:
@@ -205,19 +260,37 @@ class OptionChainStore:
     the next session. The document then keeps the ingest time of its first write; a
     rewrite at least every ``unchanged_rewrite_s`` restores anything Redis lost meanwhile.
 
+    The compaction samples of a bucket that closes are written over ``compaction_spread``
+    calls (a share of the series each time, the first with the call that closed it), so
+    the call that crosses a five-minute boundary does not carry both resolutions of every
+    series on top of its own samples. ``flush`` writes what is still pending (a clean stop
+    leaves nothing behind). A store that starts finds, per chain, the closed buckets its
+    predecessor left unwritten (up to 15 minutes before the chain's newest raw sample) and
+    writes them with its first write of that chain, so a crash loses no bucket either.
+
     Args:
         writer: the TimeSeries writer.
         series_max_dte: per-contract series only up to this many days to expiry.
         unchanged_rewrite_s: how long an unchanged snapshot may go without being rewritten.
+        compaction_spread: over how many calls a closed bucket is written (1: all at once).
     """
 
     def __init__(
-        self, writer: TimeSeriesWriter, series_max_dte: int = DEFAULT_SERIES_MAX_DTE, unchanged_rewrite_s: float = 60.0
+        self,
+        writer: TimeSeriesWriter,
+        series_max_dte: int = DEFAULT_SERIES_MAX_DTE,
+        unchanged_rewrite_s: float = 60.0,
+        compaction_spread: int = DEFAULT_COMPACTION_SPREAD,
     ) -> None:
+        if compaction_spread < 1:
+            raise ValueError(f"compaction_spread must be at least 1, not {compaction_spread}")
         self.writer = writer
         self.series_max_dte = series_max_dte
         self.unchanged_rewrite_s = unchanged_rewrite_s
+        self.compaction_spread = compaction_spread
         self._layouts: dict[tuple[str, date, str], _Layout] = {}
+        self._pending: list[_Pending] = []  # closed buckets not all written yet, oldest first
+        self._reconciled: set[tuple[str, date, str]] = set()  # chains checked for buckets left unwritten
         # document key → (the snapshot last written there, monotonic time written)
         self._stored: dict[str, tuple[OptionChainSnapshot, float]] = {}
 
@@ -232,33 +305,44 @@ class OptionChainStore:
             redis.exceptions.RedisError: Redis is unreachable or refused a command; nothing is acknowledged.
         """
         now = time.monotonic()
-        written: dict[str, OptionChainSnapshot] = {}
-        unchanged = 0
-        compactions = SampleBatch(self.writer.key_prefix, derived=True)
-        undo: list[tuple[Ladder, dict[str, OpenBucket | None]]] = []  # open buckets before this write
+        work = _Call(SampleBatch(self.writer.key_prefix, derived=True))
         try:
             async with self.writer.session("options") as session:
                 for snapshot in snapshots:
-                    unchanged += await self._send(session, snapshot, now, written, compactions, undo)
-                await session.madd(compactions)
+                    await self._send(session, snapshot, now, work)
+                pending = _share(work.compactions, [*self._pending, *work.closed], everything=False)
+                await session.madd(work.compactions)
                 result = await session.finish()
         except BaseException:
-            for ladder, before in reversed(undo):  # a retry must close the same buckets again
+            for ladder, before in reversed(work.undo):  # a retry must close the same buckets again
                 ladder.open = before
             raise
-        self._stored.update((key, (snapshot, now)) for key, snapshot in written.items())
-        return replace(result, unchanged=unchanged)
+        self._pending = pending
+        self._reconciled.update(work.reconciled)
+        self._stored.update((key, (snapshot, now)) for key, snapshot in work.written.items())
+        return replace(result, unchanged=work.unchanged)
 
-    async def _send(
-        self,
-        session: WriteSession,
-        snapshot: OptionChainSnapshot,
-        now: float,
-        written: dict[str, OptionChainSnapshot],
-        compactions: SampleBatch,
-        undo: list[tuple[Ladder, dict[str, OpenBucket | None]]],
-    ) -> int:
-        """Send one snapshot's samples and document; the samples skipped as unchanged."""
+    async def flush(self) -> MaddResult:
+        """Write every compaction sample still pending.
+
+        Raises:
+            redis.exceptions.RedisError: Redis is unreachable or refused the write; the samples stay pending.
+        """
+        batch = SampleBatch(self.writer.key_prefix, derived=True)
+        _share(batch, self._pending, everything=True)
+        async with self.writer.session("options") as session:
+            await session.madd(batch)
+            result = await session.finish()
+        self._pending = []
+        return result
+
+    @property
+    def pending_compactions(self) -> int:
+        """How many compaction samples (series × closed buckets) are still to be written."""
+        return sum(int(np.count_nonzero(~np.isnan(p.values[p.done :]))) for p in self._pending)
+
+    async def _send(self, session: WriteSession, snapshot: OptionChainSnapshot, now: float, work: _Call) -> None:
+        """Send one snapshot's samples and document (or count its samples as unchanged)."""
         key = self.writer.full_key(chain_key(snapshot.symbol, snapshot.expiry.isoformat()))
         near = days_to_expiry(snapshot) <= self.series_max_dte
         previous = self._stored.get(key)
@@ -267,9 +351,14 @@ class OptionChainStore:
             and now - previous[1] < self.unchanged_rewrite_s
             and previous[0].columns_equal(snapshot, ignore=("ingest_time",))
         ):
-            return _sample_count(snapshot) if near else 0
+            work.unchanged += _sample_count(snapshot) if near else 0
+            return
         if near:
             layout = await self._layout(snapshot)
+            chain = (snapshot.symbol, snapshot.expiry, snapshot.source)
+            if chain not in self._reconciled and chain not in work.reconciled:
+                work.compactions.add(await self._unwritten_buckets(snapshot, layout.newest_raw))
+                work.reconciled.append(chain)
             ts = event_ms(snapshot)
             columns = {"mark": mark_column(snapshot), "iv": snapshot.implied_vol}
             batch = SampleBatch(self.writer.key_prefix)
@@ -277,14 +366,14 @@ class OptionChainStore:
                 batch.add_shared_ts(layout.raw[field], ts, columns[field])
                 ladder = layout.ladders[field]
                 after, closed = ladder.advance(ts, columns[field])
-                undo.append((ladder, ladder.open))
+                work.undo.append((ladder, ladder.open))
                 ladder.open = after
                 for suffix, bucket in closed:
-                    compactions.add_shared_ts(layout.compacted[field, suffix], bucket.start, bucket.values)
+                    keys = layout.compacted[field, suffix]
+                    work.closed.append(_Pending(keys, bucket.start, bucket.values, self.compaction_spread))
             await session.madd(batch)
         await session.send(encode_command(b"SET", key.encode(), chain_document(snapshot)))
-        written[key] = snapshot
-        return 0
+        work.written[key] = snapshot
 
     async def _layout(self, snapshot: OptionChainSnapshot) -> _Layout:
         """The keys of the snapshot's contracts; creates the series the writer has not seen."""
@@ -315,9 +404,50 @@ class OptionChainStore:
                 for c in PRICE_LADDER
             },
             {field: Ladder.recover(PRICE_LADDER, names[field], last) for field in OPTION_FIELDS},
+            max((ts for ts, _ in last.values()), default=None),
         )
         self._layouts[cache_key] = layout
         return layout
+
+    async def _unwritten_buckets(
+        self, snapshot: OptionChainSnapshot, newest: int | None
+    ) -> list[tuple[str, int, float]]:
+        """The compaction samples of the chain's closed buckets that are missing from its compaction series.
+
+        Those are buckets a store closed but stopped before writing (``compaction_spread``):
+        per resolution, every ``last`` bucket of the raw series from 15 minutes before the
+        newest raw sample up to the open bucket, less those the compaction series hold.
+        """
+        if newest is None:
+            return []
+        missing: list[tuple[str, int, float]] = []
+        for c in PRICE_LADDER:
+            open_start = newest - newest % c.bucket_ms
+            since = open_start - _UNWRITTEN_LOOKBACK_MS
+            raw = await self._chain_range(snapshot, since, open_start - 1, "", ("AGGREGATION", "last", c.bucket_ms))
+            held = await self._chain_range(snapshot, since, open_start - 1, c.suffix, ())
+            for key, buckets in raw.items():
+                present = {ts for ts, _ in held.get(f"{key}:{c.suffix}", ())}
+                missing += [(f"{key}:{c.suffix}", ts, value) for ts, value in buckets if ts not in present]
+        return missing
+
+    async def _chain_range(
+        self, snapshot: OptionChainSnapshot, since: int, until: int, resolution: str, extra: tuple[str | int, ...]
+    ) -> dict[str, list[tuple[int, float]]]:
+        """``TS.MRANGE`` over the chain's series of one resolution (``""``: the raw series)."""
+        reply = await self.writer.redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            "TS.MRANGE",
+            since,
+            until,
+            *extra,
+            "FILTER",
+            "family=options",
+            f"symbol={snapshot.symbol}",
+            f"expiry={snapshot.expiry.isoformat()}",
+            f"source={snapshot.source}",
+            f"resolution={resolution}",
+        )
+        return parse_mrange(reply, self.writer.key_prefix)
 
     async def _last_raw_samples(self, snapshot: OptionChainSnapshot) -> dict[str, tuple[int, float]]:
         """The latest sample of each raw series of the snapshot's chain (one ``TS.MGET`` over its labels)."""

@@ -79,6 +79,10 @@ async def test_compactions_equal_the_servers_last_aggregation_across_a_restart(s
             result = await store.store([_poll(n, t0)])
             assert result.rejected == []
             derived += result.derived
+            if n == 15:  # 3:06 closed minute 2; most of it is still to be written when the store stops at 17
+                assert store.pending_compactions > 0
+        derived += (await store.flush()).derived
+        assert store.pending_compactions == 0
         last = t0 + 54 * CADENCE
         compared = await _assert_equal_to_server(redis, prefix, _poll(0, t0), last)
         assert compared == derived > 0
@@ -111,9 +115,43 @@ async def test_a_write_that_fails_closes_the_same_bucket_on_retry(stack: Stack) 
             await redis.execute_command("CLIENT", "UNPAUSE")
         writer.redis = redis
         assert (await store.store([_poll(5, t0)])).derived > 0
+        await store.flush()
         assert await _assert_equal_to_server(redis, prefix, _poll(0, t0), t0 + 5 * CADENCE) > 0
     finally:
         await impatient.aclose()
+        await redis.aclose()
+
+
+async def test_a_closed_bucket_is_written_over_the_next_calls(stack: Stack) -> None:
+    """The call that closes a minute writes a quarter of its series; three more calls write the rest."""
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique()
+    t0 = _start()
+    store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), prefix), compaction_spread=4)
+    try:
+        for n in range(5):  # 0:06 … 0:54: the first minute is open
+            assert (await store.store([_poll(n, t0)])).derived == 0
+        closing = _poll(5, t0)  # 1:06 closes the first minute
+        series = len(chain_series(closing))
+        shares = [(await store.store([closing])).derived]
+        pending = [store.pending_compactions]
+        for n in range(6, 9):
+            shares.append((await store.store([_poll(n, t0)])).derived)
+            pending.append(store.pending_compactions)
+        assert 0 < shares[0] <= -(-series // 4) + 1  # one share of the closed bucket, not all of it
+        assert pending[0] > 0 and pending[-1] == 0
+        assert sum(shares) == await _assert_equal_to_server(redis, prefix, closing, t0 + 8 * CADENCE)
+        assert (await store.flush()).derived == 0  # nothing was left
+    finally:
+        await redis.aclose()
+
+
+async def test_a_spread_below_one_is_refused(stack: Stack) -> None:
+    redis = Redis.from_url(stack.redis_url)
+    try:
+        with pytest.raises(ValueError, match="compaction_spread must be at least 1, not 0"):
+            OptionChainStore(TimeSeriesWriter(redis, Metrics(), unique()), compaction_spread=0)
+    finally:
         await redis.aclose()
 
 

@@ -190,6 +190,44 @@ async def test_every_record_family_lands_in_its_keys(
     assert platform.metrics.registry.get_sample_value("timeseries_samples_written_total", {"family": "options"}) == 5
 
 
+async def test_the_role_writes_pending_compactions_when_it_stops(
+    make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]
+) -> None:
+    """A chain that closes a minute leaves most of that minute pending (spread over calls); stopping writes it."""
+    settings = make_settings(demo={"enabled": False})
+    platform = platform_factory(settings, ["store"])
+    await platform.start()
+    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
+    minute = (utc_now() - timedelta(hours=1)).replace(second=0, microsecond=0)
+    expiry = (minute + timedelta(days=10)).date()
+    first = _chain(expiry, minute + timedelta(seconds=30))
+    closing = _chain(expiry, minute + timedelta(seconds=70))  # the next minute: the first one closes
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, **producer_options(settings.kafka))
+    await producer.start()
+    try:
+        for chain in (first, closing):
+            await producer.send_and_wait(registry.broker_name("quotes"), encode_record(chain), key=chain.key.encode())
+    finally:
+        await producer.stop()
+    p = settings.redis.key_prefix
+    key = f"{p}chains:SPY:{expiry.isoformat()}"
+    redis = Redis.from_url(settings.redis.url or "")
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while (raw := await redis.get(key)) is None or decode_document(raw, key).record_id != closing.record_id:
+            assert asyncio.get_running_loop().time() < deadline, "the closing chain was never stored"
+            await asyncio.sleep(0.2)
+        compactions = [f"{p}{sample_key}:1m" for sample_key, _, _ in chain_samples(first)]
+        held = [bool(await redis.execute_command("TS.RANGE", k, "-", "+")) for k in compactions]
+        assert 0 < held.count(True) < len(held)  # one share of the closed minute so far
+        await platform.stop()
+        for k, (_, _, value) in zip(compactions, chain_samples(first), strict=True):
+            reply = await redis.execute_command("TS.RANGE", k, "-", "+")
+            assert [(int(ts), float(v)) for ts, v in reply] == [(int(minute.timestamp() * 1000), value)], k
+    finally:
+        await redis.aclose()
+
+
 # --------------------------------------------------------------------------- the option store on its own
 def _chain(expiry: date, event_time: Any, rows: int = 40, **extra: Any) -> OptionChainSnapshot:
     return OptionChainSnapshot(
