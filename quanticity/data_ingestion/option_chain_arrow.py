@@ -72,14 +72,19 @@ def read_typed_csv(body: bytes) -> CsvColumns | None:
     body = body.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
     if any(mark in body for mark in _UNTYPED_MARKS):
         return None
+    end = body.find(b"\n")
+    first_line = body if end < 0 else body[:end]
     try:
-        header = tuple(name.strip() for name in body.split(b"\n", 1)[0].rstrip(b"\r").decode().split(","))
+        header = tuple(name.strip() for name in first_line.rstrip(b"\r").decode().split(","))
     except UnicodeDecodeError:
         return None
     if "" in header or len(set(header)) != len(header):
         return None
     numbers = set(NUMBERS)
-    read_options = pacsv.ReadOptions(column_names=list(header), skip_rows=1)
+    # Two blocks of about half the body: the reader parses them on two threads (~10% faster
+    # than its default 1 MB blocks on a full SPY chain on two cores).
+    block_size = max(len(body) // 2 + 1, 1 << 16)
+    read_options = pacsv.ReadOptions(column_names=list(header), skip_rows=1, block_size=block_size)
     convert_options = pacsv.ConvertOptions(
         column_types={name: pa.float64() if name in numbers else pa.string() for name in header},
         null_values=sorted(MISSING_MARKERS),
@@ -141,16 +146,20 @@ def group_rows_arrow(
             "right": pc.if_else(is_call, "C", "P"),
             "row_id": pa.array(row_ids, type=pa.int64()),
             "contract": text["contractID"],
-            "junk": junk if junk is not None else pa.array([False] * rows, type=pa.bool_()),
+            "junk": junk if junk is not None else pa.array(np.zeros(rows, dtype=bool)),
             "day": day,
             **{name: numbers[name] for name in PRICES},
             **{OUR_NAME.get(name, name): _scaled(numbers[name], GREEK_SCALE[name], junk) for name in GREEKS},
         }
-    ).filter(usable)
+    )
+    if not pc.all(usable).as_py():
+        table = table.filter(usable)
     keys = ("symbol", "expiry", "strike", "right", "row_id")
     if not _is_sorted(table, keys):  # AlphaVantage already sends expiry, strike, call-then-put order
         table = table.take(pc.sort_indices(table, sort_keys=[(key, "ascending") for key in keys]))
     repeat = _same_as_previous(table, ("symbol", "expiry", "strike", "right"))
+    if not pc.any(repeat).as_py():
+        return _groups(table, outcome.damaged)
     repeats = _reject_repeats(table.filter(repeat), result)
     return _groups(table.filter(pc.invert(repeat)), repeats | outcome.damaged)
 
@@ -278,10 +287,9 @@ def _clean(
 
 def _mask(rows: int, positions: Sequence[int], base: Any = None) -> Any:
     """A boolean array true at ``positions`` (or-ed with ``base``)."""
-    flags = [False] * rows
-    for pos in positions:
-        flags[pos] = True
-    mask = pa.array(flags, type=pa.bool_())
+    flags = np.zeros(rows, dtype=bool)
+    flags[np.asarray(positions, dtype=np.int64)] = True
+    mask = pa.array(flags)
     return mask if base is None else pc.or_(base, mask)
 
 
@@ -335,37 +343,46 @@ def _frozen(column: Any) -> Any:
 
 
 def _groups(table: Any, partial: set[tuple[str, date]]) -> list[ChainGroup]:
-    """Split the sorted, de-duplicated rows into one group per (symbol, expiry)."""
-    if table.num_rows == 0:
+    """Split the sorted, de-duplicated rows into one group per (symbol, expiry).
+
+    Per-group facts (newest date, stale rows, junk) are computed for all groups at once.
+    """
+    rows = table.num_rows
+    if rows == 0:
         return []
-    starts = pc.indices_nonzero(pc.invert(_same_as_previous(table, ("symbol", "expiry")))).to_pylist()
-    ends = [*starts[1:], table.num_rows]
-    junk = pc.indices_nonzero(table.column("junk").combine_chunks()).to_pylist()
-    days = table.column("day").to_numpy()  # datetime64[D], NaT where the row had no date
+    starts = pc.indices_nonzero(pc.invert(_same_as_previous(table, ("symbol", "expiry")))).to_numpy().astype(np.intp)
+    ends = np.append(starts[1:], rows)
+    junk = np.add.reduceat(table.column("junk").to_numpy(zero_copy_only=False).astype(np.int8), starts) > 0
+    days = table.column("day").to_numpy().astype("datetime64[D]")  # NaT where the row had no date
+    dated = ~np.isnat(days)
+    day_number = np.where(dated, days.astype(np.int64), np.iinfo(np.int64).min)
+    newest = np.maximum.reduceat(day_number, starts)  # int64 min: no row of the group had a date
+    has_newest = newest != np.iinfo(np.int64).min
+    stale = dated & (day_number < np.repeat(newest, ends - starts))
+    any_stale = np.add.reduceat(stale.astype(np.int8), starts) > 0
+    newest_days = newest.astype("datetime64[D]").astype(object)
     numbers = ["strike", *PRICES, *(OUR_NAME.get(name, name) for name in GREEKS)]
     # Number columns stay float64 arrays (null → NaN) all the way to the snapshot.
     values: dict[str, Any] = {name: _frozen(table.column(name).combine_chunks()) for name in numbers}
     values["right"] = table.column("right").to_pylist()
     values["contract_id"] = table.column("contract").to_pylist()
-    row_ids = table.column("row_id").to_pylist()
-    symbols = table.column("symbol")
-    expiries = table.column("expiry")
+    row_ids = table.column("row_id").to_numpy().tolist()
+    index = pa.array(starts)
+    symbols = table.column("symbol").take(index).to_pylist()
+    expiries = table.column("expiry").take(index).to_pylist()
     groups: list[ChainGroup] = []
-    for start, end in zip(starts, ends, strict=True):
-        symbol, expiry = symbols[start].as_py(), expiries[start].as_py()
-        own_days = days[start:end]
-        dated = own_days[~np.isnat(own_days)]
-        newest = dated.max() if len(dated) else None
+    for g, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        symbol, expiry = symbols[g], expiries[g]
         groups.append(
             ChainGroup(
                 symbol=symbol,
                 expiry=expiry,
                 columns={name: column[start:end] for name, column in values.items()},
                 row_ids=row_ids[start:end],
-                newest_day=newest.astype(object) if newest is not None else None,
+                newest_day=newest_days[g] if has_newest[g] else None,
                 partial=(symbol, expiry) in partial,
-                junk=any(start <= row < end for row in junk),
-                stale_rows=np.flatnonzero(own_days < newest).tolist() if newest is not None else [],
+                junk=bool(junk[g]),
+                stale_rows=np.flatnonzero(stale[start:end]).tolist() if any_stale[g] else [],
             )
         )
     return groups

@@ -152,10 +152,17 @@ class OptionChainSnapshot(ColumnarMixin, SymbolRecord):
         unknown = set(columns) - _COLUMN_NAMES
         if unknown:
             raise ValueError(f"not chain columns: {sorted(unknown)}")
-        shell = cls.model_validate({**fields, **dict.fromkeys(_REQUIRED_COLUMNS, [])})
+        shell = cls.model_validate({**fields, **_EMPTY_REQUIRED})
         typed = _as_columns(columns)
         _check_lengths({**shell.__dict__, **typed})
         return BaseModel.model_copy(shell, update=typed)  # columns converted above
+
+
+#: The required columns of ``from_typed_columns``' shell, empty: read-only arrays pass the
+#: column validator as they are (a list would be converted).
+_EMPTY_REQUIRED: dict[str, Any] = {
+    name: empty_column() if name in CHAIN_FLOAT_COLUMNS else () for name in _REQUIRED_COLUMNS
+}
 
 
 def _as_columns(values: Mapping[str, Any]) -> dict[str, Any]:
