@@ -15,6 +15,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from quanticity.app.platform import Platform
@@ -325,6 +326,33 @@ async def test_option_store_reports_refused_samples_and_failed_commands(stack: S
         )
         later = await writer.madd([(f"options:SPY:{expiry.isoformat()}:500:C:iv", ts + 10, 0.3)], family="options")
         assert later.written == 1
+    finally:
+        await redis.aclose()
+
+
+async def test_a_write_on_a_connection_redis_closed_raises_and_is_counted(stack: Stack) -> None:
+    """Redis drops the session's connection before answering its command: the write fails as a
+    connection error, counted under its operation, and the next write gets a fresh connection."""
+    redis = Redis.from_url(stack.redis_url)
+    metrics = Metrics()
+    prefix = unique()
+    writer = TimeSeriesWriter(redis, metrics, prefix)
+    ts = int(utc_now().timestamp() * 1000)
+    key = f"options:SPY:{unique()}:iv"
+    try:
+        await redis.execute_command("TS.CREATE", f"{prefix}{key}")
+        batch = SampleBatch(prefix)
+        batch.add([(key, ts, 0.25)])
+        with pytest.raises(RedisConnectionError) as failed:
+            async with writer.session("options") as session:
+                # every other client of the server: the session's connection among them
+                await redis.execute_command("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal")
+                await asyncio.sleep(0.1)  # the close reaches the session's transport
+                await session.madd(batch)
+                await session.finish()
+        assert "reading Redis replies failed" in str(failed.value)
+        assert metrics.registry.get_sample_value("redis_errors_total", {"operation": "write"}) == 1
+        assert (await writer.write(batch, "options")).written == 1
     finally:
         await redis.aclose()
 
