@@ -13,6 +13,9 @@ closes every fifth poll). Stages per iteration:
   and ``iv`` for every contract up to 60 DTE, in one pipeline;
 - floor: the Redis server's own time for our commands (``INFO commandstats``): ``TS.MADD``
   and the documents' ``SET`` separately;
+- Redis CPU: the server process's CPU time (every thread, from ``/proc``) over the timed
+  polls of ours, per poll: command execution plus reading and parsing the requests, the
+  append-only file and the replies, i.e. what the store waits for at best;
 - rules: after the timed loop, the polls' raw samples replayed into series with server-side
   1 m / 5 m rules and into series without any compaction, to show what the rules would cost
   the server (the store computes the compactions itself and writes them when a bucket closes).
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -74,6 +78,21 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def _line(name: str, samples: list[float], note: str = "") -> str:
     p50, p99 = _percentiles(samples)
     return f"{name:<16} p50 {p50 * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms   {note}"
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) of every thread of process ``pid`` so far; 0 where /proc is unavailable."""
+    if pid is None or not os.path.isdir(f"/proc/{pid}/task"):
+        return 0.0
+    ticks = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # a thread that ended meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def _server_usec(redis: Redis) -> dict[str, float]:
@@ -161,10 +180,13 @@ async def run(iterations: int) -> None:
             decode: list[float] = []
             baseline: list[float] = []
             floor: dict[str, list[float]] = {"ts.madd": [], "documents": []}
+            redis_pid = runtime.pids().get("redis")
+            redis_cpu = 0.0
             store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), "ours:"))
             document_count = samples = contracts = 0
             for i, (at, csv_body, json_body) in enumerate(polls):
                 before = await _server_usec(redis)  # outside the timed stages: a round trip of its own
+                cpu_before = _cpu_seconds(redis_pid)
                 t0 = time.perf_counter()
                 snapshots = _snapshots(at, csv_body)
                 t1 = time.perf_counter()
@@ -173,6 +195,8 @@ async def run(iterations: int) -> None:
                 written = await store.store(snapshots)
                 t3 = time.perf_counter()
                 after = await _server_usec(redis)
+                if i >= WARM_UPS:
+                    redis_cpu += _cpu_seconds(redis_pid) - cpu_before
                 t4 = time.perf_counter()
                 for raw in wire:
                     decode_record("quotes", raw, models)
@@ -198,6 +222,10 @@ async def run(iterations: int) -> None:
             print(_line("baseline", baseline, "(json.loads + per-key TS.ADD pipeline)"))
             print(_line("floor TS.MADD", floor["ts.madd"], "(server time)"))
             print(_line("floor documents", floor["documents"], "(server time, SET or JSON.SET of every document)"))
+            if redis_pid is not None:
+                per_poll = redis_cpu / len(ours["total"]) * 1000
+                note = "(every thread, while ours' polls ran: commands, parsing, AOF, replies)"
+                print(f"{'Redis CPU':<16} mean {per_poll:6.1f} ms per poll   {note}")
             rules, bare = await _rules_share(redis, polls)
             print(_line("TS.MADD rules", rules, "(server time, raw samples replayed into series with 1 m + 5 m rules)"))
             print(_line("TS.MADD bare", bare, "(server time, raw samples replayed, no compaction at all)"))
