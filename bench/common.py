@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from quanticity.observability.metrics import Metrics
@@ -25,3 +26,13 @@ def embedded_runtime(home: Path, *, with_broker: bool, with_redis: bool = True) 
         openssl_dir=ROOT / ".quanticity" / "openssl1.1",
     )
     return EmbeddedRuntime(settings, Metrics(), with_broker=with_broker, with_redis=with_redis)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads), from /proc.
+
+    Raises:
+        OSError: no such process (or no /proc).
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -20,6 +20,9 @@ against the AlphaVantage simulator in the same process (the full Module 1 cadenc
 analytics role then computes the simulator's chains too). ``--load-process`` runs the same
 load as ``quanticity worker --role store --role ingest-av`` in a process of its own, as a
 deployment that scales workers per role would, with the analytics role alone in this one.
+With either, measuring starts once the load's start-up is over (``settle_load``: no series
+created for 10 s): its first pass creates every series of every chain, a one-off storm of
+hundreds of thousands of commands that is not the cadence.
 
 Run from the project root::
 
@@ -30,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +48,7 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from bench.common import ROOT, embedded_runtime
+from bench.common import ROOT, cpu_seconds, embedded_runtime
 from quanticity.agents import analytics
 from quanticity.analytics import compute_greeks
 from quanticity.app.platform import Platform
@@ -122,7 +127,8 @@ async def run(snapshots: int, every_s: float, layout: str, load: bool, load_proc
         await runtime.start(watch=False)
         worker = start_load_worker(runtime, Path(home)) if load_process else None
         try:
-            await measure(runtime, Path(home), snapshots, every_s, layout, load, worker is not None)
+            worker_pid = worker.pid if worker is not None else None
+            await measure(runtime, Path(home), snapshots, every_s, layout, load, worker is not None, worker_pid)
         finally:
             if worker is not None:
                 worker.stop(timeout_s=30)
@@ -225,7 +231,14 @@ def layout_of(layout: str) -> tuple[list[date], int]:
 
 
 async def measure(
-    runtime: EmbeddedRuntime, home: Path, snapshots: int, every_s: float, layout: str, load: bool, load_process: bool
+    runtime: EmbeddedRuntime,
+    home: Path,
+    snapshots: int,
+    every_s: float,
+    layout: str,
+    load: bool,
+    load_process: bool,
+    worker_pid: int | None = None,
 ) -> None:
     settings, roles = bench_settings(runtime, home, load)
     metrics = Metrics()
@@ -245,6 +258,9 @@ async def measure(
     stages = Stages(metrics)
     try:
         await asyncio.sleep(20.0 if load_process else 2.0)  # the consumer group settles; a worker starts its load
+        if load or load_process:
+            await settle_load(redis)
+        cpu = CpuShares({**runtime.pids(), "load worker": worker_pid})
         for i in range(snapshots + 2):  # two warm-up rounds: first-message paths, connections
             now = utc_now()
             chains = [chain_snapshot(per, e, f"bench-{i}-{e}", now, rng) for e in expiries]
@@ -264,6 +280,7 @@ async def measure(
             elif i >= 2:
                 latencies_ms.append((max(watch.stored.values()) - ingest.timestamp()) * 1000.0)
             await asyncio.sleep(every_s)
+        shares = cpu.shares()
     finally:
         await watch.stop()
         await redis.aclose()
@@ -276,6 +293,67 @@ async def measure(
         if values:
             print(describe(name + (" (mean/snapshot)" if len(expiries) > 1 else ""), values))
     print(f"target p99 <= 100 ms: {'met' if percentile(latencies_ms, 0.99) <= 100.0 else 'NOT met'}")
+    busy = ", ".join(f"{name} {share:.2f}" for name, share in shares.items())
+    print(f"CPU s per wall s while measuring: {busy}; total {sum(shares.values()):.2f} of {os.cpu_count()} cores")
+
+
+async def settle_load(redis: Redis, window_s: float = 10.0, most: int = 200, limit_s: float = 240.0) -> None:
+    """Wait until the load's start-up is over: at most ``most`` series created in ``window_s`` (``limit_s`` at most).
+
+    The first pass over the cadence matrix creates every series of every chain (about 10
+    commands a contract, hundreds of thousands in all, in the first minute or so);
+    measuring then would time that one-off storm, not the cadence. New indicator and
+    underlying series keep trickling in for many minutes (the indicator round robin reaches
+    each symbol's next indicator once a minute): a few dozen commands, not a chain's worth.
+    Printed, so a run shows how long it took.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    history: list[tuple[float, int]] = []
+    while True:
+        stats = await redis.info("commandstats")
+        now = loop.time()
+        history.append((now, int((stats.get("cmdstat_ts.create") or {}).get("calls", 0))))
+        recent = [calls for at, calls in history if now - at <= window_s]
+        if now - history[0][0] >= window_s and recent[-1] - recent[0] <= most:
+            settled = f"settled ({recent[-1] - recent[0]} in the last {window_s:.0f} s)"
+            break
+        if now - started >= limit_s:
+            settled = f"still creating series after {limit_s:.0f} s"
+            break
+        await asyncio.sleep(1.0)
+    print(f"load start-up: {history[-1][1]} TS.CREATE in {now - started:.0f} s, {settled}", file=sys.stderr)
+
+
+class CpuShares:
+    """CPU seconds per wall second of this process and others (with their children) since it was made."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self._wall = time.perf_counter()
+        self._start = self._read()
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        try:
+            return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
+    def _read(self) -> dict[str, float]:
+        out = {"analytics (this process)": time.process_time()}
+        for name, pid in self.pids.items():
+            total = 0.0
+            for one in (pid, *self._children(pid)):  # the load worker's AlphaVantage simulator
+                with contextlib.suppress(OSError):
+                    total += cpu_seconds(one)
+            out[name] = total
+        return out
+
+    def shares(self) -> dict[str, float]:
+        wall = time.perf_counter() - self._wall
+        now = self._read()
+        return {name: (now[name] - self._start.get(name, 0.0)) / wall for name in now}
 
 
 def bench_settings(runtime: EmbeddedRuntime, home: Path, load: bool) -> tuple[Settings, list[RoleSpec]]:

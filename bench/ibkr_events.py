@@ -81,7 +81,7 @@ from zoneinfo import ZoneInfo
 
 from ib_insync import IB, Contract, Ticker
 
-from bench.common import ROOT, embedded_runtime
+from bench.common import ROOT, cpu_seconds, embedded_runtime
 from quanticity.agents.ingest_ibkr import IbkrIngest
 from quanticity.app.context import RoleContext
 from quanticity.app.platform import Platform
@@ -113,12 +113,6 @@ def session_start(today: date | None = None) -> datetime:
     """
     day = today or datetime.now(NEW_YORK).date()
     return datetime.combine(day, clock_time(10, 30), tzinfo=NEW_YORK).astimezone(UTC)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Amplifier:

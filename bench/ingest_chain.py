@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -47,7 +46,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench.common import embedded_runtime
+from bench.common import cpu_seconds, embedded_runtime
 from quanticity.data_ingestion.normalizer import NormalizeContext, normalize
 from quanticity.observability.gc_pauses import freeze_long_lived
 from quanticity.observability.metrics import Metrics
@@ -81,18 +80,13 @@ def _line(name: str, samples: list[float], note: str = "") -> str:
 
 
 def _cpu_seconds(pid: int | None) -> float:
-    """CPU time (user + system) of every thread of process ``pid`` so far; 0 where /proc is unavailable."""
-    if pid is None or not os.path.isdir(f"/proc/{pid}/task"):
+    """``cpu_seconds`` of ``pid``; 0 where it cannot be read (no /proc, no such process)."""
+    if pid is None:
         return 0.0
-    ticks = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:  # a thread that ended meanwhile
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return 0.0
 
 
 async def _server_usec(redis: Redis) -> dict[str, float]:

@@ -319,10 +319,27 @@ class SimulatedMarket:
         ]
         return np.random.default_rng(np.random.SeedSequence(entropy))
 
+    def option_quote_time(self, t: datetime) -> datetime:
+        """The instant listed option quotes stand at, at ``t`` (whole seconds).
+
+        Listed options trade in the regular session only (09:30-16:00 ET): after the close,
+        overnight, before the open and on non-trading days their quotes hold at the last
+        close, while the underlying goes on trading in extended hours.
+        """
+        second = datetime.fromtimestamp(int(_aware(t, "t").timestamp()), UTC)
+        k, s = self.calendar.session_second(second)
+        if s >= REGULAR_CLOSE_S:
+            return et_datetime(self.calendar.day(k), time(16))
+        if s >= REGULAR_OPEN_S:
+            return second
+        if k > 0:  # before the open: the previous session's close
+            return et_datetime(self.calendar.day(k - 1), time(16))
+        return et_datetime(self.calendar.day(k), time(9, 30))  # the horizon's first session has no earlier close
+
     def _family_chain(self, symbol: str, t: datetime) -> OptionChainTable:
         family = self._family(symbol)
-        second = int(_aware(t, "t").timestamp())
-        t_second = datetime.fromtimestamp(second, UTC)
+        t_second = self.option_quote_time(t)
+        second = int(t_second.timestamp())
 
         def build() -> OptionChainTable:
             spec = instrument_spec(family)
@@ -349,6 +366,9 @@ class SimulatedMarket:
 
     def chain(self, symbol: str, t: datetime, expiration: date | None = None) -> OptionChainTable:
         """The option chain of ``symbol`` at ``t`` (whole seconds), optionally one expiry.
+
+        Outside the regular session it is the chain as it stood at the last close
+        (``option_quote_time``): the same table, poll after poll, until the next open.
 
         ``SPX`` returns the whole S&P 500 family (roots SPX and SPXW); ``SPXW`` only the
         SPXW root. Symbols without listed options give an empty table.

@@ -119,6 +119,27 @@ async def test_realtime_options(start: Start) -> None:
     assert sample["data"][0]["symbol"] == "XXYYZZ" and "ARTIFICIAL" in sample["message"]
 
 
+async def test_realtime_options_hold_at_the_close_until_the_open(start: Start) -> None:
+    """After 16:00 ET the chain is the close's, poll after poll (the underlying trades on till 20:00);
+    before the next open it is still that close's, dated with its session."""
+    client, clock = await start()
+    query = {"function": "REALTIME_OPTIONS", "symbol": "SPY", "expiration": "2026-03-04", "require_greeks": "true"}
+    clock.now = datetime(2026, 3, 3, 15, 59, 0, tzinfo=ET)
+    before_close = await _get(client, **query)
+    clock.now = datetime(2026, 3, 3, 15, 59, 30, tzinfo=ET)
+    assert await _get(client, **query) != before_close  # in session: quotes move
+    clock.now = datetime(2026, 3, 3, 16, 5, tzinfo=ET)
+    after_close = await _get(client, **query)
+    clock.now = datetime(2026, 3, 3, 19, 30, tzinfo=ET)
+    assert await _get(client, **query) == after_close
+    clock.now = datetime(2026, 3, 4, 8, 0, tzinfo=ET)  # the next morning, before the open
+    assert await _get(client, **query) == after_close
+    assert {row["date"] for row in after_close["data"]} == {"2026-03-03"}  # type: ignore[union-attr]
+    clock.now = datetime(2026, 3, 4, 9, 31, tzinfo=ET)
+    opened = await _get(client, **query)
+    assert opened != after_close and {row["date"] for row in opened["data"]} == {"2026-03-04"}  # type: ignore[union-attr]
+
+
 async def test_historical_options(start: Start) -> None:
     """Default date is the previous session; always with greeks; weekends are empty; the free tier is refused."""
     client, _ = await start()

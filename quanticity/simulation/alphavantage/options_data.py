@@ -57,7 +57,8 @@ def realtime_options(q: Query) -> Reply:
     if expiration is not None and expiration < session_day:
         raise q.invalid()
     table = _chain(q, symbol, q.now, expiration)
-    return formats.options("Realtime Options", table, symbol, session_day, greeks, csv)
+    quoted_day = to_et(q.market.option_quote_time(q.now)).date()  # before the open: the last session's
+    return formats.options("Realtime Options", table, symbol, quoted_day, greeks, csv)
 
 
 def historical_options(q: Query) -> Reply:

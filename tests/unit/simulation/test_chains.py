@@ -158,3 +158,17 @@ def test_junk_greeks_spoil_only_deep_itm_and_same_day_rows(market: SimulatedMark
     assert np.all((junk.implied_volatility[eligible] >= 2.0) & (junk.implied_volatility[eligible] <= 8.0))
     assert np.array_equal(junk.implied_volatility[~eligible], chain.implied_volatility[~eligible])
     assert np.array_equal(junk.bid, chain.bid) and np.array_equal(junk.delta[~eligible], chain.delta[~eligible])
+
+
+def test_option_quotes_hold_outside_the_regular_session(market: SimulatedMarket) -> None:
+    """16:00 ET to the next 09:30 (and over a weekend) every chain is the close's; the underlying moves on."""
+    close = datetime(2026, 3, 6, 16, 0, tzinfo=ET)  # a Friday
+    at_close = market.chain("SPY", close)
+    for later in (close + timedelta(minutes=5), close + timedelta(hours=3), datetime(2026, 3, 9, 9, 29, tzinfo=ET)):
+        held = market.chain("SPY", later)
+        assert market.option_quote_time(later) == close
+        assert np.array_equal(held.contract_id, at_close.contract_id) and np.array_equal(held.mark, at_close.mark)
+    assert market.spot("SPY", close + timedelta(hours=3)) != market.spot("SPY", close)  # extended hours trade
+    opened = datetime(2026, 3, 9, 9, 31, tzinfo=ET)
+    assert market.option_quote_time(opened) == opened
+    assert not np.array_equal(market.chain("SPY", opened).mark, at_close.mark)
