@@ -99,21 +99,6 @@ def parse_mget(reply: Any, key_prefix: str) -> dict[str, tuple[int, float]]:
     return out
 
 
-def parse_mrange(reply: Any, key_prefix: str) -> dict[str, list[tuple[int, float]]]:
-    """``TS.MRANGE``'s reply as redis-py returns it, as ``{key without prefix: [(ts, value), …]}``.
-
-    RESP2 gives ``[[key, labels, [[ts, value], …]], …]``, RESP3 ``{key: [labels, (aggregators,) samples]}``;
-    keys outside ``key_prefix`` are left out.
-    """
-    entries = reply.items() if isinstance(reply, dict) else ((entry[0], entry[1:]) for entry in reply)
-    out: dict[str, list[tuple[int, float]]] = {}
-    for raw_key, rest in entries:
-        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-        if key.startswith(key_prefix):
-            out[key[len(key_prefix) :]] = [(int(ts), float(value)) for ts, value in rest[-1]]
-    return out
-
-
 @dataclass
 class Ladder:
     """The open buckets of one list of series, one per compaction of the ladder."""

@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from quanticity.schemas import OptionChainSnapshot, Record
 from quanticity.schemas.codec import decode_record, encode_record
-from quanticity.storage.chain_compaction import Ladder, OpenBucket, parse_mget, parse_mrange
+from quanticity.storage.chain_compaction import Ladder, OpenBucket, parse_mget
 from quanticity.storage.redis_timeseries import (
     PRICE_LADDER,
     MaddResult,
@@ -197,7 +197,6 @@ class _Layout:
     raw: dict[str, SeriesKeys]  # field → the raw series' keys
     compacted: dict[tuple[str, str], SeriesKeys]  # (field, suffix) → the compaction series' keys
     ladders: dict[str, Ladder]  # field → its open buckets
-    newest_raw: int | None  # the newest raw sample's timestamp when the layout was made
 
     def fits(self, snapshot: OptionChainSnapshot) -> bool:
         return np.array_equal(self.strike, snapshot.strike) and self.right == snapshot.right
@@ -291,6 +290,8 @@ class OptionChainStore:
         self._layouts: dict[tuple[str, date, str], _Layout] = {}
         self._pending: list[_Pending] = []  # closed buckets not all written yet, oldest first
         self._reconciled: set[tuple[str, date, str]] = set()  # chains checked for buckets left unwritten
+        # chain → its raw series' latest samples, from the layout's TS.MGET, until it is checked
+        self._raw_latest: dict[tuple[str, date, str], dict[str, tuple[int, float]]] = {}
         # document key → (the snapshot last written there, monotonic time written)
         self._stored: dict[str, tuple[OptionChainSnapshot, float]] = {}
 
@@ -319,6 +320,8 @@ class OptionChainStore:
             raise
         self._pending = pending
         self._reconciled.update(work.reconciled)
+        for chain in work.reconciled:
+            self._raw_latest.pop(chain, None)
         self._stored.update((key, (snapshot, now)) for key, snapshot in work.written.items())
         return replace(result, unchanged=work.unchanged)
 
@@ -357,7 +360,7 @@ class OptionChainStore:
             layout = await self._layout(snapshot)
             chain = (snapshot.symbol, snapshot.expiry, snapshot.source)
             if chain not in self._reconciled and chain not in work.reconciled:
-                work.compactions.add(await self._unwritten_buckets(snapshot, layout.newest_raw))
+                work.compactions.add(await self._unwritten_buckets(snapshot, self._raw_latest.get(chain, {})))
                 work.reconciled.append(chain)
             ts = event_ms(snapshot)
             columns = {"mark": mark_column(snapshot), "iv": snapshot.implied_vol}
@@ -393,7 +396,9 @@ class OptionChainStore:
         if self.writer.unknown(key for keys in names.values() for key in keys):
             await self.writer.ensure_series(chain_series(snapshot))
         prefix = self.writer.key_prefix
-        last = await self._last_raw_samples(snapshot)
+        last = await self._latest_samples(snapshot, "")
+        if cache_key not in self._reconciled:
+            self._raw_latest[cache_key] = last
         layout = _Layout(
             snapshot.strike,
             list(snapshot.right),
@@ -404,53 +409,55 @@ class OptionChainStore:
                 for c in PRICE_LADDER
             },
             {field: Ladder.recover(PRICE_LADDER, names[field], last) for field in OPTION_FIELDS},
-            max((ts for ts, _ in last.values()), default=None),
         )
         self._layouts[cache_key] = layout
         return layout
 
     async def _unwritten_buckets(
-        self, snapshot: OptionChainSnapshot, newest: int | None
+        self, snapshot: OptionChainSnapshot, last: dict[str, tuple[int, float]]
     ) -> list[tuple[str, int, float]]:
         """The compaction samples of the chain's closed buckets that are missing from its compaction series.
 
-        Those are buckets a store closed but stopped before writing (``compaction_spread``):
-        per resolution, every ``last`` bucket of the raw series from 15 minutes before the
-        newest raw sample up to the open bucket, less those the compaction series hold.
+        Those are buckets a store closed but stopped before writing (``compaction_spread``).
+        Compactions are written oldest bucket first, so a series whose compaction holds the
+        last closed bucket lacks none. Per resolution, one ``TS.MGET`` finds the others; each
+        of them gets the raw series' ``last`` buckets since its newest compaction (at most 15
+        minutes back) up to the open bucket, usually none: a series with no value in the last
+        bucket, or one left behind by a store that stopped.
+
+        Args:
+            last: the latest sample of each raw series of the chain (``_latest_samples``).
         """
-        if newest is None:
+        if not last:
             return []
+        newest = max(ts for ts, _ in last.values())
         missing: list[tuple[str, int, float]] = []
         for c in PRICE_LADDER:
             open_start = newest - newest % c.bucket_ms
-            since = open_start - _UNWRITTEN_LOOKBACK_MS
-            raw = await self._chain_range(snapshot, since, open_start - 1, "", ("AGGREGATION", "last", c.bucket_ms))
-            held = await self._chain_range(snapshot, since, open_start - 1, c.suffix, ())
-            for key, buckets in raw.items():
-                present = {ts for ts, _ in held.get(f"{key}:{c.suffix}", ())}
-                missing += [(f"{key}:{c.suffix}", ts, value) for ts, value in buckets if ts not in present]
+            held = await self._latest_samples(snapshot, c.suffix)
+            behind: dict[str, int] = {}
+            for name in last:
+                written = held.get(f"{name}:{c.suffix}")
+                if written is not None and written[0] >= open_start - c.bucket_ms:
+                    continue  # holds the last closed bucket, hence every one before it
+                since = open_start - _UNWRITTEN_LOOKBACK_MS
+                behind[name] = since if written is None else max(since, written[0] + c.bucket_ms)
+            if not behind:
+                continue
+            async with self.writer.redis.pipeline(transaction=False) as pipe:
+                for name, since in behind.items():
+                    key = self.writer.full_key(name)
+                    pipe.execute_command("TS.RANGE", key, since, open_start - 1, "AGGREGATION", "last", c.bucket_ms)
+                replies = await pipe.execute()
+            for name, reply in zip(behind, replies, strict=True):
+                missing += [(f"{name}:{c.suffix}", int(ts), float(value)) for ts, value in reply]
         return missing
 
-    async def _chain_range(
-        self, snapshot: OptionChainSnapshot, since: int, until: int, resolution: str, extra: tuple[str | int, ...]
-    ) -> dict[str, list[tuple[int, float]]]:
-        """``TS.MRANGE`` over the chain's series of one resolution (``""``: the raw series)."""
-        reply = await self.writer.redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-            "TS.MRANGE",
-            since,
-            until,
-            *extra,
-            "FILTER",
-            "family=options",
-            f"symbol={snapshot.symbol}",
-            f"expiry={snapshot.expiry.isoformat()}",
-            f"source={snapshot.source}",
-            f"resolution={resolution}",
-        )
-        return parse_mrange(reply, self.writer.key_prefix)
+    async def _latest_samples(self, snapshot: OptionChainSnapshot, resolution: str) -> dict[str, tuple[int, float]]:
+        """The latest sample of each series of the snapshot's chain at ``resolution`` (``""``: the raw series).
 
-    async def _last_raw_samples(self, snapshot: OptionChainSnapshot) -> dict[str, tuple[int, float]]:
-        """The latest sample of each raw series of the snapshot's chain (one ``TS.MGET`` over its labels)."""
+        One ``TS.MGET`` over the chain's labels; compactions carry a ``resolution`` label, raw series none.
+        """
         reply = await self.writer.redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
             "TS.MGET",
             "FILTER",
@@ -458,7 +465,7 @@ class OptionChainStore:
             f"symbol={snapshot.symbol}",
             f"expiry={snapshot.expiry.isoformat()}",
             f"source={snapshot.source}",
-            "resolution=",  # raw series only: compactions carry a resolution label
+            f"resolution={resolution}",
         )
         return parse_mget(reply, self.writer.key_prefix)
 
