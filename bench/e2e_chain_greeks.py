@@ -337,7 +337,7 @@ class CpuShares:
     def _children(pid: int) -> list[int]:
         try:
             return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:
+        except OSError:  # the process has ended: it has no children to count
             return []
 
     def _read(self) -> dict[str, float]:
@@ -345,7 +345,7 @@ class CpuShares:
         for name, pid in self.pids.items():
             total = 0.0
             for one in (pid, *self._children(pid)):  # the load worker's AlphaVantage simulator
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError):  # ended between listing and reading: its time is gone with it
                     total += cpu_seconds(one)
             out[name] = total
         return out

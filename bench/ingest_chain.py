@@ -79,16 +79,6 @@ def _line(name: str, samples: list[float], note: str = "") -> str:
     return f"{name:<16} p50 {p50 * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms   {note}"
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    """``cpu_seconds`` of ``pid``; 0 where it cannot be read (no /proc, no such process)."""
-    if pid is None:
-        return 0.0
-    try:
-        return cpu_seconds(pid)
-    except OSError:
-        return 0.0
-
-
 async def _server_usec(redis: Redis) -> dict[str, float]:
     stats = await redis.info("commandstats")
     return {
@@ -174,13 +164,15 @@ async def run(iterations: int) -> None:
             decode: list[float] = []
             baseline: list[float] = []
             floor: dict[str, list[float]] = {"ts.madd": [], "documents": []}
-            redis_pid = runtime.pids().get("redis")
+            redis_pid = runtime.pids()["redis"]
+            if redis_pid is None:
+                raise RuntimeError("the embedded Redis did not start")
             redis_cpu = 0.0
             store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), "ours:"))
             document_count = samples = contracts = 0
             for i, (at, csv_body, json_body) in enumerate(polls):
                 before = await _server_usec(redis)  # outside the timed stages: a round trip of its own
-                cpu_before = _cpu_seconds(redis_pid)
+                cpu_before = cpu_seconds(redis_pid)
                 t0 = time.perf_counter()
                 snapshots = _snapshots(at, csv_body)
                 t1 = time.perf_counter()
@@ -190,7 +182,7 @@ async def run(iterations: int) -> None:
                 t3 = time.perf_counter()
                 after = await _server_usec(redis)
                 if i >= WARM_UPS:
-                    redis_cpu += _cpu_seconds(redis_pid) - cpu_before
+                    redis_cpu += cpu_seconds(redis_pid) - cpu_before
                 t4 = time.perf_counter()
                 for raw in wire:
                     decode_record("quotes", raw, models)
@@ -216,10 +208,9 @@ async def run(iterations: int) -> None:
             print(_line("baseline", baseline, "(json.loads + per-key TS.ADD pipeline)"))
             print(_line("floor TS.MADD", floor["ts.madd"], "(server time)"))
             print(_line("floor documents", floor["documents"], "(server time, SET or JSON.SET of every document)"))
-            if redis_pid is not None:
-                per_poll = redis_cpu / len(ours["total"]) * 1000
-                note = "(every thread, while ours' polls ran: commands, parsing, AOF, replies)"
-                print(f"{'Redis CPU':<16} mean {per_poll:6.1f} ms per poll   {note}")
+            per_poll = redis_cpu / len(ours["total"]) * 1000
+            note = "(every thread, while ours' polls ran: commands, parsing, AOF, replies)"
+            print(f"{'Redis CPU':<16} mean {per_poll:6.1f} ms per poll   {note}")
             rules, bare = await _rules_share(redis, polls)
             print(_line("TS.MADD rules", rules, "(server time, raw samples replayed into series with 1 m + 5 m rules)"))
             print(_line("TS.MADD bare", bare, "(server time, raw samples replayed, no compaction at all)"))

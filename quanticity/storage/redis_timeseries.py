@@ -371,21 +371,19 @@ class SeriesKeys:
     Args:
         names: the keys without the writer's prefix (as ``MaddResult`` reports them).
         key_prefix: the writer's prefix.
+        encoded: their ``bulk_keys`` already made (a slice of another list's); then ``key_prefix`` is unused.
     """
 
-    def __init__(self, names: Sequence[str], key_prefix: str = "") -> None:
+    def __init__(self, names: Sequence[str], key_prefix: str = "", *, encoded: Any = None) -> None:
         self.names = list(names)
-        self.encoded = bulk_keys([(key_prefix + name).encode() for name in self.names])
+        self.encoded = bulk_keys([(key_prefix + name).encode() for name in self.names]) if encoded is None else encoded
 
     def __len__(self) -> int:
         return len(self.names)
 
     def slice(self, start: int, stop: int) -> SeriesKeys:
         """The keys ``start:stop``, sharing this list's encoding (nothing is encoded again)."""
-        part = object.__new__(SeriesKeys)
-        part.names = self.names[start:stop]
-        part.encoded = self.encoded.slice(start, max(stop - start, 0))
-        return part
+        return SeriesKeys(self.names[start:stop], encoded=self.encoded.slice(start, max(stop - start, 0)))
 
 
 class SampleBatch:

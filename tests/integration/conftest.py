@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from quanticity.app.platform import Platform
 from quanticity.app.roles import role
 from quanticity.observability.metrics import Metrics
 from quanticity.settings import Settings, SettingsHolder
+from quanticity.topology.broker_profile import producer_options
+from quanticity.topology.registry import TopicRegistry
 from tests.conftest import OPENSSL_DIR, Stack, unique
 
 pytestmark = pytest.mark.integration
@@ -62,3 +66,21 @@ async def platform_factory() -> AsyncIterator[Callable[..., Platform]]:
     for platform in made:
         if not platform.stopped.is_set():
             await platform.stop()
+
+
+async def publish(settings: Settings, items: Iterable[tuple[str, bytes, bytes]], **options: Any) -> None:
+    """Send ``(topic, key, value)`` items to the settings' topics in order, each acknowledged before the next.
+
+    Args:
+        options: producer options on top of the broker profile's (``max_request_size``…).
+    """
+    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap, **{**producer_options(settings.kafka), **options}
+    )
+    await producer.start()
+    try:
+        for topic, key, value in items:
+            await producer.send_and_wait(registry.broker_name(topic), value, key=key)
+    finally:
+        await producer.stop()

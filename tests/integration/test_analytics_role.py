@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from quanticity.agents import analytics
@@ -27,9 +26,9 @@ from quanticity.schemas import Bar, DepthLevel, DepthSnapshot, MacroSeries, Opti
 from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings, SettingsHolder
 from quanticity.storage.analytics_store import AnalyticsStore
-from quanticity.topology.broker_profile import producer_options
 from quanticity.topology.registry import TopicRegistry
 from quanticity.topology.tail import tail_topic
+from tests.integration.conftest import publish
 from tests.unit.agents.test_analytics_greeks import synthetic_chain
 
 pytestmark = pytest.mark.integration
@@ -59,15 +58,7 @@ async def start_analytics() -> AsyncIterator[Callable[..., Any]]:
 
 
 async def _publish(settings: Settings, items: list[tuple[bytes, bytes]], topic: str = "quotes") -> None:
-    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
-    options = {**producer_options(settings.kafka), "max_request_size": MAX_REQUEST_BYTES}
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, **options)
-    await producer.start()
-    try:
-        for key, value in items:
-            await producer.send_and_wait(registry.broker_name(topic), value, key=key)
-    finally:
-        await producer.stop()
+    await publish(settings, [(topic, key, value) for key, value in items], max_request_size=MAX_REQUEST_BYTES)
 
 
 def _chain(n: int, record_id: str, expiry: date | None = None, **kwargs: Any) -> OptionChainSnapshot:

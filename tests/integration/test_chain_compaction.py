@@ -146,15 +146,6 @@ async def test_a_closed_bucket_is_written_over_the_next_calls(stack: Stack) -> N
         await redis.aclose()
 
 
-async def test_a_spread_below_one_is_refused(stack: Stack) -> None:
-    redis = Redis.from_url(stack.redis_url)
-    try:
-        with pytest.raises(ValueError, match="compaction_spread must be at least 1, not 0"):
-            OptionChainStore(TimeSeriesWriter(redis, Metrics(), unique()), compaction_spread=0)
-    finally:
-        await redis.aclose()
-
-
 async def test_rules_left_by_an_earlier_version_are_deleted(stack: Stack) -> None:
     """Series an earlier version created with server rules lose them: no bucket is written twice."""
     redis = Redis.from_url(stack.redis_url)

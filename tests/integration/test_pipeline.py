@@ -8,14 +8,13 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from quanticity.app.platform import Platform
 from quanticity.settings import Settings
-from quanticity.topology.broker_profile import producer_options
 from quanticity.topology.registry import TopicRegistry
 from quanticity.topology.tail import tail_topic
+from tests.integration.conftest import publish
 
 pytestmark = pytest.mark.integration
 
@@ -100,8 +99,6 @@ async def test_invalid_records_go_to_deadletter_with_reason_and_the_agent_surviv
     platform = platform_factory(settings, ["store"])
     await platform.start()
     registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, **producer_options(settings.kafka))
-    await producer.start()
     good = {
         "type": "underlying_quote",
         "record_id": "good-1",
@@ -114,14 +111,8 @@ async def test_invalid_records_go_to_deadletter_with_reason_and_the_agent_surviv
         "ask": 230.1,
     }
     crossed = {**good, "record_id": "crossed", "bid": 231.0}
-    try:
-        topic = registry.broker_name("quotes")
-        await producer.send_and_wait(topic, b"{not json", key=b"IWM")
-        await producer.send_and_wait(topic, orjson.dumps({"type": "mystery"}), key=b"IWM")
-        await producer.send_and_wait(topic, orjson.dumps(crossed), key=b"IWM")
-        await producer.send_and_wait(topic, orjson.dumps(good), key=b"IWM")
-    finally:
-        await producer.stop()
+    payloads = [b"{not json", orjson.dumps({"type": "mystery"}), orjson.dumps(crossed), orjson.dumps(good)]
+    await publish(settings, [("quotes", b"IWM", payload) for payload in payloads])
     letters: list[dict[str, Any]] = []
     await tail_topic(
         settings.kafka.bootstrap or "",

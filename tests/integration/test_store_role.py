@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -36,10 +35,10 @@ from quanticity.storage.ingestion_index import IngestionIndex
 from quanticity.storage.option_store import OptionChainStore, chain_samples, decode_document
 from quanticity.storage.redis_timeseries import SampleBatch, TimeSeriesWriter
 from quanticity.storage.resp import encode_command
-from quanticity.topology.broker_profile import producer_options
 from quanticity.topology.registry import TopicRegistry
 from quanticity.topology.tail import tail_topic
 from tests.conftest import Stack, free_port, unique
+from tests.integration.conftest import publish
 
 pytestmark = pytest.mark.integration
 
@@ -134,13 +133,7 @@ async def test_every_record_family_lands_in_its_keys(
     platform = platform_factory(settings, ["store"])
     await platform.start()
     registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, **producer_options(settings.kafka))
-    await producer.start()
-    try:
-        for topic, record in _records():
-            await producer.send_and_wait(registry.broker_name(topic), encode_record(record), key=record.key.encode())
-    finally:
-        await producer.stop()
+    await publish(settings, [(topic, record.key.encode(), encode_record(record)) for topic, record in _records()])
     p = settings.redis.key_prefix
     redis = Redis.from_url(settings.redis.url or "")
     try:
@@ -198,18 +191,11 @@ async def test_the_role_writes_pending_compactions_when_it_stops(
     settings = make_settings(demo={"enabled": False})
     platform = platform_factory(settings, ["store"])
     await platform.start()
-    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
     minute = (utc_now() - timedelta(hours=1)).replace(second=0, microsecond=0)
     expiry = (minute + timedelta(days=10)).date()
     first = _chain(expiry, minute + timedelta(seconds=30))
     closing = _chain(expiry, minute + timedelta(seconds=70))  # the next minute: the first one closes
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, **producer_options(settings.kafka))
-    await producer.start()
-    try:
-        for chain in (first, closing):
-            await producer.send_and_wait(registry.broker_name("quotes"), encode_record(chain), key=chain.key.encode())
-    finally:
-        await producer.stop()
+    await publish(settings, [("quotes", chain.key.encode(), encode_record(chain)) for chain in (first, closing)])
     p = settings.redis.key_prefix
     key = f"{p}chains:SPY:{expiry.isoformat()}"
     redis = Redis.from_url(settings.redis.url or "")

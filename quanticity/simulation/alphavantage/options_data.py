@@ -57,7 +57,7 @@ def realtime_options(q: Query) -> Reply:
     if expiration is not None and expiration < session_day:
         raise q.invalid()
     table = _chain(q, symbol, q.now, expiration)
-    quoted_day = to_et(q.market.option_quote_time(q.now)).date()  # before the open: the last session's
+    quoted_day = to_et(table.as_of).date()  # the session its quotes are from: before the open, the last one
     return formats.options("Realtime Options", table, symbol, quoted_day, greeks, csv)
 
 

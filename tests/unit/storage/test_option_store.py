@@ -16,10 +16,13 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
+from quanticity.observability.metrics import Metrics
 from quanticity.schemas import OptionChainSnapshot
 from quanticity.schemas.codec import encode_record
 from quanticity.storage.option_store import (
+    OptionChainStore,
     chain_document,
     chain_samples,
     decode_document,
@@ -27,7 +30,7 @@ from quanticity.storage.option_store import (
     mark_column,
     option_key,
 )
-from quanticity.storage.redis_timeseries import SampleBatch, SeriesKeys
+from quanticity.storage.redis_timeseries import SampleBatch, SeriesKeys, TimeSeriesWriter
 
 EVENT = datetime(2026, 11, 24, 15, 30, 12, 345000, tzinfo=UTC)
 
@@ -168,3 +171,17 @@ def test_sample_timestamps_are_exact_milliseconds(event_time: datetime) -> None:
 
     assert event_ms(snapshot) == expected
     assert {ts for _, ts, _ in chain_samples(snapshot)} == {expected}
+
+
+def test_a_compaction_spread_below_one_is_refused() -> None:
+    writer = TimeSeriesWriter(Redis.from_url("redis://127.0.0.1:1"), Metrics())  # never connected
+    with pytest.raises(ValueError, match="compaction_spread must be at least 1, not 0"):
+        OptionChainStore(writer, compaction_spread=0)
+
+
+def test_a_series_keys_slice_shares_the_encoding() -> None:
+    keys = SeriesKeys(["a:mark", "b:mark", "c:mark"], "p:")
+    part = keys.slice(1, 3)
+    assert part.names == ["b:mark", "c:mark"]
+    assert part.encoded.to_pylist() == [b"$8\r\np:b:mark\r\n", b"$8\r\np:c:mark\r\n"]
+    assert len(keys.slice(2, 2)) == 0
