@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+IN_SESSION = datetime(2026, 3, 3, 20, 30, tzinfo=UTC)  # Tuesday 15:30 ET, inside the regular session
+
+
+class RunningClock:
+    """A simulator clock that starts at ``start`` and advances with wall time.
+
+    Tests whose simulator must trade (prints, fills at the session's prices) run on it, so
+    they pass at any hour of any day, not only while the real market is open.
+    """
+
+    def __init__(self, start: datetime = IN_SESSION) -> None:
+        self.start = start
+        self.t0 = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.t0)
 
 
 def unique(prefix: str = "t") -> str:

@@ -37,7 +37,7 @@ from quanticity.simulation.tws.config import TwsSimConfig
 from quanticity.simulation.tws.server import TwsSimulator
 from quanticity.storage.ibkr_events import OrderLedger
 from quanticity.storage.redis_timeseries import TimeSeriesWriter
-from tests.conftest import Stack, unique
+from tests.conftest import RunningClock, Stack, unique
 
 pytestmark = pytest.mark.integration
 
@@ -149,10 +149,15 @@ async def test_drop_reconnects_and_restores_every_subscription(tws: tuple[TwsSim
     await _until(
         lambda: {r.symbol for r in records if isinstance(r, UnderlyingQuote)} >= {"SPY", "QQQ", "SPX"}, 10, "L1"
     )
+    # Where the old connection's records end: the reconnect can be back within milliseconds, so
+    # counting after the disconnect is seen could take the new connection's first quotes for old
+    # ones (an index does not tick outside its session: its opening quote is all it sends).
+    marks: list[int] = []
+    conn.ib.disconnectedEvent += lambda: marks.append(len(records))
     try:
         assert sim.drop_connections() >= 1
         await _until(lambda: _metric(metrics, "ibkr_disconnects_total", role="ingest-ibkr") == 1, 5, "disconnect seen")
-        before = len(records)
+        before = marks[0]
         took = await _until(
             lambda: (
                 conn.state == CONNECTED
@@ -338,10 +343,24 @@ async def test_fills_and_cancels_while_disconnected_reach_the_ledger(
         assert (await t.ledger.load(acks[1].order_id))["filled"] == "4"
 
 
-async def test_symbols_without_realtime_bars_get_bars_built_from_their_trades(tws: tuple[TwsSimulator, int]) -> None:
+@pytest.fixture
+async def tws_in_session() -> AsyncIterator[tuple[TwsSimulator, int]]:
+    """A simulator whose clock runs inside a regular session, so its stocks print trades at any hour."""
+    clock = RunningClock()
+    market = SimulatedMarket(7, clock.start - timedelta(days=1), ["SPY", "AAPL"])
+    sim = TwsSimulator(market, TwsSimConfig(tick_interval_s=0.1), clock)
+    port = await sim.start("127.0.0.1", 0)
+    yield sim, port
+    await sim.stop()
+
+
+async def test_symbols_without_realtime_bars_get_bars_built_from_their_trades(
+    tws_in_session: tuple[TwsSimulator, int],
+) -> None:
     # AAPL streams tick-by-tick without reqRealTimeBars: its 5 s bars come from its trades,
-    # and each equals the bar the same trades make (no trade lost or counted twice).
-    _, port = tws
+    # and each equals the bar the same trades make (no trade lost or counted twice). Trades
+    # print only in a session (04:00-20:00 ET), hence the simulator's in-session clock.
+    _, port = tws_in_session
     conn, metrics = _connection(port, 113)
     records: list[Record] = []
     feed = MarketDataFeed(conn, records.append, RecordStamp("run-t", "sim"), metrics)
@@ -353,11 +372,12 @@ async def test_symbols_without_realtime_bars_get_bars_built_from_their_trades(tw
         await feed.subscribe_bars([c for c in contracts if c.symbol == "SPY"])  # SPY keeps TWS's bars
         bars = lambda: [r for r in records if isinstance(r, Bar) and r.symbol == "AAPL"]  # noqa: E731
         await _until(lambda: len(bars()) >= 2, 20, "two trade-built AAPL bars")
-        feed.close_trade_bars(datetime.now(UTC) + timedelta(seconds=30))
+        end = max(r.event_time for r in records) + timedelta(seconds=30)  # the simulator's time
+        feed.close_trade_bars(end)
         trades = [r for r in records if isinstance(r, Tick) and r.kind == "trade" and r.symbol == "AAPL"]
         expected = TradeBarAggregator(5)
         built = [b for t in trades for b in expected.add("AAPL", t.event_time, t.price or 0.0, t.size or 0.0)]
-        built += expected.close_due(datetime.now(UTC) + timedelta(seconds=30))
+        built += expected.close_due(end)
         got = [(b.event_time, b.open, b.high, b.low, b.close, b.volume) for b in bars()]
         assert got == [(b.start, b.open, b.high, b.low, b.close, b.volume) for b in built]
         assert all(b.interval_s == 5 and b.event_time.timestamp() % 5 == 0 for b in bars())

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import ib_insync
@@ -25,25 +25,15 @@ from quanticity.simulation.tws.recording import RecordedEvent, read_recording
 from quanticity.simulation.tws.recording_proxy import RecordingProxy
 from quanticity.simulation.tws.replay import ReplayServer
 from quanticity.simulation.tws.server import TwsSimulator
+from tests.conftest import IN_SESSION, RunningClock
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2026, 3, 3, 20, 30, tzinfo=UTC)  # Tuesday 15:30 ET, inside the regular session
+START = IN_SESSION
 CLIENT_ID = 41
 STREAM_S = 2.0  # how long the script watches SPY quotes before its next request
 
 logging.getLogger("ib_insync").setLevel(logging.CRITICAL)  # expected errors (321) are asserted, not logged
-
-
-class RunningClock:
-    """A simulator clock that starts at ``start`` and advances with wall time."""
-
-    def __init__(self, start: datetime) -> None:
-        self.start = start
-        self.t0 = time.monotonic()
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=time.monotonic() - self.t0)
 
 
 @dataclass

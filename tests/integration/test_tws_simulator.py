@@ -11,29 +11,19 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import ib_insync
 import pytest
 
 from quanticity.simulation import SimulatedMarket
 from quanticity.simulation.tws import TwsSimConfig, TwsSimulator
+from tests.conftest import IN_SESSION, RunningClock
 
-START = datetime(2026, 3, 3, 20, 30, tzinfo=UTC)  # Tuesday 15:30 ET
+START = IN_SESSION
 OPTION_WAIT_S = 45.0  # the first option quote may wait for the analytics kernels to compile
 
 logging.getLogger("ib_insync").setLevel(logging.CRITICAL)  # expected errors (200, 309...) are asserted, not logged
-
-
-class RunningClock:
-    """A simulator clock that starts at ``start`` and advances with wall time."""
-
-    def __init__(self, start: datetime) -> None:
-        self.start = start
-        self.t0 = time.monotonic()
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=time.monotonic() - self.t0)
 
 
 async def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
