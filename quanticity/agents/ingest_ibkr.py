@@ -112,7 +112,7 @@ class IbkrIngest:
             data_type=self.cfg.data_type_for(settings.mode),
         )
         self.depth = DepthRotator(self.conn, self.cfg.depth, self.queue.put_nowait, self.stamp, metrics)
-        writer = TimeSeriesWriter(ctx.redis(), ctx.metrics, settings.redis.key_prefix)
+        writer = TimeSeriesWriter(ctx.redis(), ctx.metrics, settings.redis.key_prefix, settings.redis.madd_max_samples)
         self.account = AccountMonitor(self.conn, writer, metrics, self.cfg.account)
         self.underlyings: dict[str, Contract] = {}
         self.options: list[Contract] = []

@@ -86,8 +86,9 @@ class Stores:
 
     @classmethod
     def build(cls, ctx: RoleContext) -> Stores:
-        prefix = ctx.settings.current.redis.key_prefix
-        writer = TimeSeriesWriter(ctx.redis(), ctx.metrics, prefix)
+        redis = ctx.settings.current.redis
+        prefix = redis.key_prefix
+        writer = TimeSeriesWriter(ctx.redis(), ctx.metrics, prefix, redis.madd_max_samples)
         return cls(
             UnderlyingQuoteStore(writer),
             OptionChainStore(writer),

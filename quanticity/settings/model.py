@@ -66,6 +66,12 @@ class RedisSettings(_Section):
     key_prefix: str = Field(default="", description="namespace prepended to every key")
     health_interval_s: float = Field(default=1.0, gt=0, le=60)
     socket_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    madd_max_samples: int = Field(
+        default=2_000,
+        ge=1,
+        le=1_000_000,
+        description="most samples in one TS.MADD; larger batches go out as several (Redis runs one command at a time)",
+    )
 
     @field_validator("url")
     @classmethod

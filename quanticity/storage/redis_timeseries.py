@@ -40,6 +40,8 @@ pa: Any = importlib.import_module("pyarrow")
 
 log = structlog.get_logger(__name__)
 
+DEFAULT_MAX_SAMPLES_PER_COMMAND = 2_000
+
 
 @dataclass(frozen=True)
 class Compaction:
@@ -95,12 +97,25 @@ class TimeSeriesWriter:
         redis: an asyncio client (``decode_responses=False``).
         metrics: latency, error and sample counters.
         key_prefix: namespace prepended to every key (tests use a random one).
+        max_samples_per_command: a batch with more samples goes out as several ``TS.MADD``
+            commands of at most this many. Redis runs one command at a time: a 20k-sample
+            ``TS.MADD`` holds every other client (the analytics role's ``SET``, an order
+            write) for 30-90 ms on this machine; 2,000 samples take ~3 ms.
     """
 
-    def __init__(self, redis: Redis, metrics: Metrics, key_prefix: str = "") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        metrics: Metrics,
+        key_prefix: str = "",
+        max_samples_per_command: int = DEFAULT_MAX_SAMPLES_PER_COMMAND,
+    ) -> None:
+        if max_samples_per_command < 1:
+            raise ValueError(f"max_samples_per_command must be >= 1, got {max_samples_per_command}")
         self.redis = redis
         self.metrics = metrics
         self.key_prefix = key_prefix
+        self.max_samples_per_command = max_samples_per_command
         self._created: set[str] = set()
 
     def unknown(self, keys: Iterable[str]) -> bool:
@@ -212,7 +227,7 @@ class WriteSession:
         self.family = family
         self.operation = operation
         self._conn: Any = None
-        self._expected: list[SampleBatch | _Expect] = []  # per command sent: its batch, or what its reply may be
+        self._expected: list[BatchPart | _Expect] = []  # per command sent: its batch part, or what its reply may be
         self._unsent: list[SampleBatch] = []
         self._started = 0.0
         self._finished = False
@@ -230,11 +245,16 @@ class WriteSession:
         await self.writer.redis.connection_pool.release(conn)
 
     async def madd(self, batch: SampleBatch) -> None:
-        """Send the batch's ``TS.MADD`` (nothing when it holds no sample; its rejections still count)."""
-        if batch.count:
-            await self._send(batch.command(), [batch])
-        else:
+        """Send the batch's samples as ``TS.MADD`` commands of at most the writer's
+        ``max_samples_per_command`` (nothing when it holds no sample; its rejections still count).
+
+        Each command leaves as soon as it is encoded, so Redis runs one while the next is made.
+        """
+        if not batch.count:
             self._unsent.append(batch)  # nothing to send, but its rejections belong to the result
+            return
+        for part in batch.parts(self.writer.max_samples_per_command):
+            await self._send(part.command, [part])
 
     async def send(self, command: bytes, *, replies: int = 1, tolerate: Sequence[str] = ()) -> None:
         """Send pre-encoded commands (``resp.encode_command``): ``replies`` of them, none of which may fail.
@@ -246,7 +266,7 @@ class WriteSession:
         """
         await self._send(command, [_Expect(tolerate)] * replies)
 
-    async def _send(self, command: bytes, expected: Sequence[SampleBatch | _Expect]) -> None:
+    async def _send(self, command: bytes, expected: Sequence[BatchPart | _Expect]) -> None:
         # Straight to the connection's StreamWriter: redis-py's send_packed_command runs every
         # write in a task of its own under wait_for (~80 µs a command, ~3.5 ms a chain poll).
         conn = self._conn
@@ -285,13 +305,15 @@ class WriteSession:
                 if reply.is_error and not any(text in reply.text for text in expected.tolerate):
                     failed.append(reply.text)
                 continue
-            rejected += expected.rejected
+            batch = expected.batch
+            if expected.first == 0:  # the batch's own refusals (non-finite values), once
+                rejected += batch.rejected
             if reply.is_error or reply.kind != b"*" or reply.count != expected.count:
                 metrics.redis_errors.labels(operation="ts_madd").inc()
                 raise ResponseError(reply.text if reply.is_error else f"TS.MADD: unexpected reply {reply.kind!r}")
-            errors = [(expected.key_of(index), error) for index, error in reply.errors]
+            errors = [(batch.key_of(expected.first + index), error) for index, error in reply.errors]
             rejected += errors
-            if expected.derived:
+            if batch.derived:
                 derived += expected.count - len(errors)
             else:
                 written += expected.count - len(errors)
@@ -386,11 +408,21 @@ class SeriesKeys:
         return SeriesKeys(self.names[start:stop], encoded=self.encoded.slice(start, max(stop - start, 0)))
 
 
+@dataclass(frozen=True, slots=True)
+class BatchPart:
+    """One ``TS.MADD`` of a batch: samples ``first`` to ``first + count`` of its send order."""
+
+    batch: SampleBatch
+    first: int
+    count: int
+    command: bytes
+
+
 class SampleBatch:
-    """Samples for one ``TS.MADD``.
+    """Samples for ``TS.MADD``: one command, or several of a bounded size (``parts``).
 
     Samples that share a timestamp (``add_shared_ts``) are encoded together, in one
-    vectorised pass per timestamp, when the command is made.
+    vectorised pass per timestamp (and part), when the commands are made.
 
     Args:
         key_prefix: the writer's prefix, prepended to the keys of ``add``.
@@ -403,7 +435,7 @@ class SampleBatch:
         self.derived = derived
         self.count = 0
         self.rejected: list[tuple[str, str]] = []
-        self._encoded: list[bytes] = []
+        self._plain: list[list[tuple[bytes, int, float]]] = []  # the samples of each ``add``
         self._shared: list[tuple[int, Any, NDArray[np.float64]]] = []  # (ts, bulk keys, values)
         # Key names per added block: (its timestamp, None for ``add``; names; positions in names or None).
         self._blocks: list[tuple[int | None, Sequence[str], Sequence[int] | None]] = []
@@ -420,7 +452,7 @@ class SampleBatch:
             batch.append(((self.key_prefix + key).encode(), ts, value))
             keys.append(key)
         if batch:
-            self._encoded.append(encode_samples(batch))
+            self._plain.append(batch)
             self._blocks.append((None, keys, None))
             self.count += len(batch)
 
@@ -443,24 +475,56 @@ class SampleBatch:
             self.count += len(values)
 
     def command(self) -> bytes:
-        """The whole ``TS.MADD``: samples of ``add`` first, then those of ``add_shared_ts`` by timestamp."""
-        parts = list(self._encoded)
+        """The whole batch as one ``TS.MADD`` (the batch must hold a sample)."""
+        (part,) = self.parts(max(self.count, 1))
+        return part.command
+
+    def parts(self, max_samples: int) -> list[BatchPart]:
+        """The batch as ``TS.MADD`` commands of at most ``max_samples`` samples each.
+
+        Samples of ``add`` come first, then those of ``add_shared_ts`` by timestamp; a
+        reply's element ``i`` of a part is sample ``part.first + i`` (``key_of``).
+
+        Raises:
+            ValueError: ``max_samples`` is below 1.
+        """
+        if max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+        sources: list[tuple[int | None, Any, Any]] = [(None, plain, None) for plain in self._plain]
         order = [block for block in self._blocks if block[0] is None]
         for ts in dict.fromkeys(ts for ts, _, _ in self._shared):
             same = [(keys, values) for t, keys, values in self._shared if t == ts]
             keys = same[0][0] if len(same) == 1 else pa.concat_arrays([k for k, _ in same])
             values = same[0][1] if len(same) == 1 else np.concatenate([v for _, v in same])
-            parts.append(encode_shared_ts(keys, ts, values))
+            sources.append((ts, keys, values))
             order += [block for block in self._blocks if block[0] == ts]
         self._sent_order = []
         first = 0
         for _, names, positions in order:
             self._sent_order.append((first, names, positions))
             first += len(names) if positions is None else len(positions)
-        return madd_header(self.count) + b"".join(parts)
+        parts: list[BatchPart] = []
+        chunk: list[bytes] = []
+        size = start = 0
+        for stamp, data, values in sources:
+            total, done = len(data), 0
+            while done < total:
+                take = min(total - done, max_samples - size)
+                if stamp is None:
+                    chunk.append(encode_samples(data[done : done + take]))
+                else:
+                    chunk.append(encode_shared_ts(data.slice(done, take), stamp, values[done : done + take]))
+                done += take
+                size += take
+                if size == max_samples:
+                    parts.append(BatchPart(self, start, size, madd_header(size) + b"".join(chunk)))
+                    start, size, chunk = start + size, 0, []
+        if size:
+            parts.append(BatchPart(self, start, size, madd_header(size) + b"".join(chunk)))
+        return parts
 
     def key_of(self, index: int) -> str:
-        """The key (without prefix) of the ``index``-th sample of ``command``'s ``TS.MADD``."""
+        """The key (without prefix) of the ``index``-th sample sent (``parts``/``command``)."""
         starts = [first for first, _, _ in self._sent_order]
         first, names, positions = self._sent_order[bisect.bisect_right(starts, index) - 1]
         offset = index - first

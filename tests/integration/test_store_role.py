@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -33,7 +34,7 @@ from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings
 from quanticity.storage.ingestion_index import IngestionIndex
 from quanticity.storage.option_store import OptionChainStore, chain_samples, decode_document
-from quanticity.storage.redis_timeseries import SampleBatch, TimeSeriesWriter
+from quanticity.storage.redis_timeseries import SampleBatch, SeriesKeys, TimeSeriesWriter
 from quanticity.storage.resp import encode_command
 from quanticity.topology.registry import TopicRegistry
 from quanticity.topology.tail import tail_topic
@@ -312,6 +313,41 @@ async def test_option_store_reports_refused_samples_and_failed_commands(stack: S
         )
         later = await writer.madd([(f"options:SPY:{expiry.isoformat()}:500:C:iv", ts + 10, 0.3)], family="options")
         assert later.written == 1
+    finally:
+        await redis.aclose()
+
+
+async def test_a_large_batch_goes_out_as_bounded_commands_and_refusals_keep_their_keys(stack: Stack) -> None:
+    """20 samples with at most 7 per command: three TS.MADD on the wire, every sample stored but
+    the one Redis refuses, and that refusal (in the third command) reported under its own key."""
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique()
+    writer = TimeSeriesWriter(redis, Metrics(), prefix, max_samples_per_command=7)
+    keys = [f"options:SPY:{unique()}:{i}:iv" for i in range(20)]
+    ts = int(utc_now().timestamp() * 1000)
+
+    async def madd_calls() -> int:
+        stats = await redis.info("commandstats")
+        return int(stats.get("cmdstat_ts.madd", {}).get("calls", 0))
+
+    try:
+        for i, key in enumerate(keys):
+            await redis.execute_command("TS.CREATE", prefix + key, "DUPLICATE_POLICY", "BLOCK" if i == 16 else "LAST")
+        await redis.execute_command("TS.ADD", prefix + keys[16], ts, 9.0)
+        batch = SampleBatch(prefix)
+        batch.add([(key, ts, float(i)) for i, key in enumerate(keys[:10])])
+        batch.add_shared_ts(SeriesKeys(keys[10:], prefix), ts, np.arange(10.0, 20.0))
+        before = await madd_calls()
+
+        result = await writer.write(batch, "options")
+
+        assert await madd_calls() - before == 3
+        assert result.written == 19
+        assert [key for key, _ in result.rejected] == [keys[16]]
+        stored = [await redis.execute_command("TS.GET", prefix + key) for key in keys]
+        expected = [float(i) for i in range(20)]
+        expected[16] = 9.0  # the sample that was there before: the refused one did not replace it
+        assert [float(value) for _, value in stored] == expected
     finally:
         await redis.aclose()
 

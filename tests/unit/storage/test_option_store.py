@@ -72,6 +72,7 @@ def _decode_madd(command: bytes) -> list[tuple[str, int, float]]:
         args.append(command[end + 2 : end + 2 + size])
         pos = end + 4 + size
     assert args[0] == b"TS.MADD"
+    assert int(command[1 : command.index(b"\r\n")]) == len(args), "the header counts other arguments than follow"
     rest = args[1:]
     return [(k.decode(), int(t), float(v)) for k, t, v in zip(rest[0::3], rest[1::3], rest[2::3], strict=True)]
 
@@ -140,6 +141,44 @@ def test_samples_sharing_a_timestamp_across_snapshots_are_encoded_together() -> 
 
     assert sent == [("a", 7, 1.0), ("b", 7, 2.0), ("d", 7, 4.0), ("c", 8, 3.0)]
     assert [batch.key_of(i) for i in range(4)] == ["a", "b", "d", "c"]
+
+
+@given(
+    plain=st.lists(st.floats(min_value=-1e6, max_value=1e6), max_size=7),
+    shared=st.lists(st.tuples(st.integers(1, 3), st.lists(st.floats(0, 10), max_size=9)), max_size=4),
+    most=st.integers(1, 12),
+)
+def test_parts_are_the_whole_command_cut_into_bounded_commands(
+    plain: list[float], shared: list[tuple[int, list[float]]], most: int
+) -> None:
+    """Parts hold the command's samples in its order, at most ``most`` each; key_of follows the parts."""
+    batch = SampleBatch()
+    batch.add([(f"p{i}", 9, v) for i, v in enumerate(plain)])
+    for block, (ts, values) in enumerate(shared):
+        batch.add_shared_ts(SeriesKeys([f"s{block}.{i}" for i in range(len(values))]), ts, np.array(values))
+    if not batch.count:
+        assert batch.parts(most) == []
+        return
+
+    whole = _decode_madd(batch.command())
+    parts = batch.parts(most)
+
+    assert all(1 <= part.count <= most for part in parts)
+    assert [part.first for part in parts] == [sum(p.count for p in parts[:i]) for i in range(len(parts))]
+    assert len(parts) == -(-batch.count // most)  # only the last part is short
+    cut = [sample for part in parts for sample in _decode_madd(part.command)]
+    assert cut == whole
+    assert [len(_decode_madd(part.command)) for part in parts] == [part.count for part in parts]
+    assert [batch.key_of(i) for i in range(batch.count)] == [key for key, _, _ in whole]
+
+
+def test_a_writer_refuses_commands_without_samples() -> None:
+    with pytest.raises(ValueError, match="max_samples_per_command must be >= 1, got 0"):
+        TimeSeriesWriter(Redis.from_url("redis://127.0.0.1:1"), Metrics(), max_samples_per_command=0)
+    batch = SampleBatch()
+    batch.add([("a", 1, 1.0)])
+    with pytest.raises(ValueError, match="max_samples must be >= 1, got 0"):
+        batch.parts(0)
 
 
 def test_document_is_the_record_in_its_wire_form() -> None:
