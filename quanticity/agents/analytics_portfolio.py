@@ -165,15 +165,20 @@ class BookPricer:
         assert position.expiry is not None  # options only
         doc = await self._document(position.symbol, position.expiry)
         if doc is not None:
-            cols = doc["columns"]
+            cols = doc["columns"]  # float64 arrays, NaN where a contract has no value (null in a JSON one)
             for i, (k, r) in enumerate(zip(cols["strike"], cols["right"], strict=True)):
-                if r == position.right and math.isclose(k, position.strike or 0.0) and cols["iv"][i] is not None:
-                    delta = cols["delta"][i]
-                    return float(cols["iv"][i]), math.nan if delta is None else float(delta)
+                iv = _number(cols["iv"][i])
+                if r == position.right and math.isclose(k, position.strike or 0.0) and not math.isnan(iv):
+                    return iv, _number(cols["delta"][i])
         parts = self.summaries.fresh(position.symbol, self.now)
         atm = next((p.atm_iv for p in parts if p.expiry == position.expiry and p.atm_iv), None)
         atm = atm or next((p.atm_iv for p in parts if p.atm_iv), None)
         return (atm, math.nan) if atm else None
+
+
+def _number(value: float | None) -> float:
+    """A document cell as a float: NaN for no value."""
+    return math.nan if value is None else float(value)
 
 
 def equal_or_book_weights(symbols: Sequence[str], exposures: dict[str, float]) -> tuple[np.ndarray, str]:

@@ -15,8 +15,11 @@ import pytest
 from redis.asyncio import Redis
 
 from quanticity.agents import analytics
+from quanticity.agents.analytics_bars import BarBook
+from quanticity.agents.analytics_chains import SpotBook
 from quanticity.agents.analytics_config import AnalyticsConfig
-from quanticity.agents.analytics_greeks import valid_until
+from quanticity.agents.analytics_greeks import SummaryBook, compute_chain_greeks, valid_until
+from quanticity.agents.analytics_portfolio import BookPricer, Position
 from quanticity.analytics import compute_greeks
 from quanticity.analytics.regime_classifier import REGIME_LABELS
 from quanticity.app.platform import Platform
@@ -25,9 +28,10 @@ from quanticity.observability.metrics import Metrics
 from quanticity.schemas import Bar, DepthLevel, DepthSnapshot, MacroSeries, OptionChainSnapshot, utc_now
 from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings, SettingsHolder
-from quanticity.storage.analytics_store import AnalyticsStore
+from quanticity.storage.analytics_store import AnalyticsStore, ResultWrite, decode_result, greeks_key
 from quanticity.topology.registry import TopicRegistry
 from quanticity.topology.tail import tail_topic
+from tests.conftest import Stack, unique
 from tests.integration.conftest import publish
 from tests.unit.agents.test_analytics_greeks import synthetic_chain
 
@@ -110,7 +114,7 @@ async def test_a_10k_contract_snapshot_lands_as_greeks_in_redis_and_on_the_topic
         assert summary_raw is not None and 0 < await redis.pttl(f"{prefix}analytics:greeks:SPY") <= _ttl_bound_ms(chain)
     finally:
         await redis.aclose()
-    doc = orjson.loads(raw)
+    doc = decode_result(raw, "analytics:greeks:SPY")
     assert doc["input_ids"] == ["chain-10k"] and doc["source"] == "sim"
     assert doc["valid_until"] == valid_until(chain.event_time, "swing", AnalyticsConfig()).isoformat()
     cols = doc["columns"]
@@ -336,3 +340,31 @@ async def test_vpin_liquidity_macro_regime_risk_and_stress_reach_redis(
     for module in ("vpin", "liquidity", "macro", "regime", "risk", "stress"):
         assert (m("analytics_results_total", {"module": module}) or 0) >= 1, module
         assert (m("analytics_compute_latency_ms_count", {"module": module}) or 0) >= 1, module
+
+
+async def test_the_book_pricer_reads_a_contracts_iv_and_delta_from_the_stored_greeks(stack: Stack) -> None:
+    """A position's IV and delta come from its expiry's Greeks document in Redis, cell for cell;
+    a contract without a volatility there falls back (here: no summary either, so no value)."""
+    now = utc_now()
+    expiry = (now + timedelta(days=20)).date()
+    chain = synthetic_chain(expiry=expiry, event_time=now, underlying_price=True)
+    provider_iv = list(chain.implied_vol)
+    bid = list(chain.bid)
+    bid[7], provider_iv[7] = None, None  # no mid and no provider IV: this contract gets no Greeks
+    chain = chain.model_copy(update={"bid": bid, "implied_vol": provider_iv})
+    result = compute_chain_greeks(chain, spot_hint=None, config=AnalyticsConfig())
+    redis = Redis.from_url(stack.redis_url)
+    metrics = Metrics()
+    store = AnalyticsStore(redis, metrics.analytics, unique())
+    try:
+        key = greeks_key("SPY", expiry.isoformat())
+        written = ResultWrite(key, "greeks", result.document, result.summary.valid_until)
+        assert await store.write([written]) == [written]
+        pricer = BookPricer(SpotBook(), BarBook(metrics.analytics, 10), SummaryBook(), store, now)
+        for row in (3, 250):
+            position = Position("SPY", 1.0, expiry, float(chain.strike[row]), chain.right[row], source_id="p")
+            assert await pricer.contract(position) == (result.columns["iv"][row], result.columns["delta"][row])
+        assert math.isnan(result.columns["iv"][7])
+        assert await pricer.contract(Position("SPY", 1.0, expiry, float(chain.strike[7]), chain.right[7])) is None
+    finally:
+        await redis.aclose()

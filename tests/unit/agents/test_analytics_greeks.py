@@ -11,6 +11,7 @@ import pytest
 
 from quanticity.agents.analytics_config import AnalyticsConfig
 from quanticity.agents.analytics_greeks import (
+    GREEKS_SCHEMA,
     ChainNotComputable,
     Spot,
     SummaryBook,
@@ -23,6 +24,7 @@ from quanticity.agents.analytics_greeks import (
 )
 from quanticity.analytics import IVStatus, compute_greeks
 from quanticity.schemas import OptionChainSnapshot
+from quanticity.storage.analytics_store import decode_result
 
 # Tuesday 2026-11-24 15:00 UTC = 10:00 ET.
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -160,9 +162,9 @@ def test_parity_spot_recovers_the_spot_from_call_put_pairs() -> None:
 def test_greeks_equal_the_engine_on_the_same_inputs_and_iv_is_recovered_from_mid() -> None:
     chain = synthetic_chain(underlying_price=True)
     result = compute_chain_greeks(chain, spot_hint=None, config=CONFIG, clock=_clock)
-    doc = orjson.loads(result.document)
+    doc = decode_result(result.document, "analytics:greeks:SPY")
     cols = doc["columns"]
-    iv = np.array([math.nan if v is None else v for v in cols["iv"]])
+    iv = cols["iv"]
     solved = np.array(cols["iv_status"]) == int(IVStatus.SOLVED)
     assert solved.mean() > 0.95  # deep-ITM rows with no time value may fall back to the provider
     truth = chain.implied_vol
@@ -219,9 +221,34 @@ def test_rows_without_a_mid_use_the_provider_iv_and_rows_without_either_get_no_g
     assert cols["iv_status"][10] == int(IVStatus.MISSING_PRICE) and cols["iv_source"][10] == 2
     assert cols["iv"][10] == chain.implied_vol[10]
     assert math.isnan(cols["iv"][11]) and math.isnan(cols["delta"][11]) and cols["iv_source"][11] == 0
-    doc = orjson.loads(result.document)
-    assert doc["columns"]["delta"][11] is None  # NaN is written as null
+    doc = decode_result(result.document, "analytics:greeks:SPY")
+    assert math.isnan(doc["columns"]["delta"][11])  # no value stays NaN in the stored columns
     assert doc["counts"]["iv_missing_price"] == 2 and doc["counts"]["priced"] <= n - 1
+
+
+def test_the_stored_document_reads_back_as_the_computed_columns_and_summary() -> None:
+    """Every column bit for bit (NaN where no value, the integer codes exact), ``right`` in
+    order, and the summary's fields; a truncated document is refused with the key named."""
+    chain = synthetic_chain(underlying_price=True)
+    result = compute_chain_greeks(chain, spot_hint=None, config=CONFIG, clock=_clock)
+
+    doc = decode_result(result.document, "analytics:greeks:SPY:x")
+
+    assert doc["schema"] == GREEKS_SCHEMA and doc["symbol"] == chain.symbol
+    assert doc["columns"]["right"] == list(chain.right)
+    assert set(doc["columns"]) == {*result.columns, "right"}
+    for name, values in result.columns.items():
+        stored = doc["columns"][name]
+        assert stored.dtype == np.float64 and np.array_equal(stored, values.astype(np.float64), equal_nan=True), name
+    assert doc["columns"]["iv_status"].astype(np.int64).tolist() == result.columns["iv_status"].tolist()
+    summary = result.summary.as_json()
+    assert {k: doc[k] for k in ("computed_at", "valid_until", "input_ids", "expiry", "counts")} == {
+        k: summary[k] for k in ("computed_at", "valid_until", "input_ids", "expiry", "counts")
+    }
+    with pytest.raises(ValueError, match="analytics:greeks:SPY:x holds a broken columnar document"):
+        decode_result(result.document[:-3], "analytics:greeks:SPY:x")
+    with pytest.raises(ValueError, match="k does not hold JSON"):
+        decode_result(b"{nope", "k")
 
 
 def test_provider_greek_disagreements_are_flagged_and_counted() -> None:
