@@ -469,6 +469,51 @@ def chain_show(ctx: click.Context, symbol: str, expiry: Any) -> None:
     click.echo(document.decode())
 
 
+@cli.command("greeks")
+@click.argument("symbol")
+@click.argument("expiry", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="EXPIRY")
+@click.pass_context
+def greeks_show(ctx: click.Context, symbol: str, expiry: Any) -> None:
+    """Print the Greeks document of SYMBOL and EXPIRY (YYYY-MM-DD) as JSON.
+
+    ``analytics:greeks:{symbol}:{expiry}`` is stored in the binary columnar form while it is
+    valid; this prints it as JSON, ``null`` where a contract has no value.
+    """
+    import orjson
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from quanticity.storage.analytics_store import decode_result, greeks_key
+
+    settings = _settings(ctx)
+    url = _redis_url(settings)
+    key = greeks_key(symbol.upper(), expiry.date().isoformat())
+
+    async def run() -> bytes | None:
+        redis = Redis.from_url(url)
+        try:
+            raw = await redis.get(settings.redis.key_prefix + key)
+            return raw.encode() if isinstance(raw, str) else raw
+        finally:
+            await redis.aclose()
+
+    try:
+        raw = _run(run())
+    except RedisError as exc:
+        click.echo(f"error: Redis at {url}: {exc}", err=True)
+        sys.exit(1)
+    if raw is None:
+        where = settings.redis.key_prefix + key
+        click.echo(f"error: no Greeks stored at {where} (none yet, or past their validity; Redis {url})", err=True)
+        sys.exit(1)
+    try:
+        document = decode_result(raw, key)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+
+
 @archive.command("export")
 @click.option(
     "--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="UTC day to export (default: today)"

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +35,7 @@ from quanticity.settings import Settings, SettingsHolder
 from quanticity.storage.analytics_store import AnalyticsStore, ResultWrite, decode_result, greeks_key
 from quanticity.topology.registry import TopicRegistry
 from quanticity.topology.tail import tail_topic
-from tests.conftest import Stack, unique
+from tests.conftest import Stack, free_port, unique
 from tests.integration.conftest import publish
 from tests.unit.agents.test_analytics_greeks import synthetic_chain
 
@@ -368,3 +372,46 @@ async def test_the_book_pricer_reads_a_contracts_iv_and_delta_from_the_stored_gr
         assert await pricer.contract(Position("SPY", 1.0, expiry, float(chain.strike[7]), chain.right[7])) is None
     finally:
         await redis.aclose()
+
+
+async def test_greeks_command_prints_the_stored_document_as_json(stack: Stack, tmp_path: Path) -> None:
+    """`quanticity greeks SYMBOL EXPIRY` prints the columnar document as JSON (null for no value);
+    a missing or damaged document, or a dead Redis, is an error that names it."""
+    now = utc_now()
+    expiry = (now + timedelta(days=20)).date()
+    result = compute_chain_greeks(
+        synthetic_chain(expiry=expiry, event_time=now), spot_hint=None, config=AnalyticsConfig()
+    )
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique()
+    try:
+        store = AnalyticsStore(redis, Metrics().analytics, prefix)
+        await store.write(
+            [ResultWrite(greeks_key("SPY", expiry.isoformat()), "greeks", result.document, result.summary.valid_until)]
+        )
+        await redis.set(f"{prefix}{greeks_key('SPY', '2031-02-21')}", result.document[:-5], px=60_000)
+    finally:
+        await redis.aclose()
+    env = {**os.environ, "QUANTICITY_REDIS__URL": stack.redis_url, "QUANTICITY_REDIS__KEY_PREFIX": prefix}
+    command = [sys.executable, "-m", "quanticity.cli.main", "--env-file", str(tmp_path / "none.env"), "greeks"]
+
+    def run(args: list[str], environment: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*command, *args], env=environment, capture_output=True, text=True, check=False)
+
+    found = run(["spy", expiry.isoformat()])
+    missing = run(["SPY", "2031-01-17"])
+    damaged = run(["SPY", "2031-02-21"])
+    unreachable = run(
+        ["SPY", expiry.isoformat()], {**env, "QUANTICITY_REDIS__URL": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+
+    assert found.returncode == 0, found.stderr
+    doc = orjson.loads(found.stdout)
+    assert doc["valid_until"] == result.summary.valid_until.isoformat()
+    for name, values in result.columns.items():
+        assert doc["columns"][name] == [None if math.isnan(v) else v for v in values.astype(float).tolist()], name
+    assert missing.returncode == 1 and f"no Greeks stored at {prefix}analytics:greeks:SPY:2031-01-17" in missing.stderr
+    assert (
+        damaged.returncode == 1 and "analytics:greeks:SPY:2031-02-21 holds a broken columnar document" in damaged.stderr
+    )
+    assert unreachable.returncode == 1 and "error: Redis at redis://127.0.0.1:" in unreachable.stderr
