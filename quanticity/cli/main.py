@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -428,6 +428,25 @@ def _redis_url(settings: Settings) -> str:
     return settings.redis.url or f"redis://127.0.0.1:{settings.embedded.redis_port}/0"
 
 
+def _from_redis(url: str, read: Callable[[Any], Awaitable[T]]) -> T:
+    """``read(client)`` on a client of ``url``, closed after; an unreachable Redis exits 1 naming it."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    async def run() -> T:
+        redis = Redis.from_url(url)
+        try:
+            return await read(redis)
+        finally:
+            await redis.aclose()
+
+    try:
+        return _run(run())
+    except RedisError as exc:
+        click.echo(f"error: Redis at {url}: {exc}", err=True)
+        sys.exit(1)
+
+
 @cli.command("chain")
 @click.argument("symbol")
 @click.argument("expiry", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="EXPIRY")
@@ -438,9 +457,6 @@ def chain_show(ctx: click.Context, symbol: str, expiry: Any) -> None:
     The ``chains:{symbol}:{expiry}`` document is the record's binary columnar form; this
     prints it as the record's JSON (``null`` where the source gave no value).
     """
-    from redis.asyncio import Redis
-    from redis.exceptions import RedisError
-
     from quanticity.observability.metrics import Metrics
     from quanticity.storage.option_store import OptionChainStore, chain_key
     from quanticity.storage.redis_timeseries import TimeSeriesWriter
@@ -449,20 +465,12 @@ def chain_show(ctx: click.Context, symbol: str, expiry: Any) -> None:
     url = _redis_url(settings)
     key = settings.redis.key_prefix + chain_key(symbol.upper(), expiry.date().isoformat())
 
-    async def run() -> bytes | None:
-        redis = Redis.from_url(url)
-        try:
-            store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), settings.redis.key_prefix))
-            snapshot = await store.latest(symbol.upper(), expiry.date())
-            return None if snapshot is None else snapshot.model_dump_json().encode()
-        finally:
-            await redis.aclose()
+    async def read(redis: Any) -> bytes | None:
+        store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), settings.redis.key_prefix))
+        snapshot = await store.latest(symbol.upper(), expiry.date())
+        return None if snapshot is None else snapshot.model_dump_json().encode()
 
-    try:
-        document = _run(run())
-    except RedisError as exc:
-        click.echo(f"error: Redis at {url}: {exc}", err=True)
-        sys.exit(1)
+    document = _from_redis(url, read)
     if document is None:
         click.echo(f"error: no chain stored at {key} (Redis {url})", err=True)
         sys.exit(1)
@@ -480,8 +488,6 @@ def greeks_show(ctx: click.Context, symbol: str, expiry: Any) -> None:
     valid; this prints it as JSON, ``null`` where a contract has no value.
     """
     import orjson
-    from redis.asyncio import Redis
-    from redis.exceptions import RedisError
 
     from quanticity.storage.analytics_store import decode_result, greeks_key
 
@@ -489,19 +495,11 @@ def greeks_show(ctx: click.Context, symbol: str, expiry: Any) -> None:
     url = _redis_url(settings)
     key = greeks_key(symbol.upper(), expiry.date().isoformat())
 
-    async def run() -> bytes | None:
-        redis = Redis.from_url(url)
-        try:
-            raw = await redis.get(settings.redis.key_prefix + key)
-            return raw.encode() if isinstance(raw, str) else raw
-        finally:
-            await redis.aclose()
+    async def read(redis: Any) -> bytes | None:
+        raw = await redis.get(settings.redis.key_prefix + key)
+        return raw.encode() if isinstance(raw, str) else raw
 
-    try:
-        raw = _run(run())
-    except RedisError as exc:
-        click.echo(f"error: Redis at {url}: {exc}", err=True)
-        sys.exit(1)
+    raw = _from_redis(url, read)
     if raw is None:
         where = settings.redis.key_prefix + key
         click.echo(f"error: no Greeks stored at {where} (none yet, or past their validity; Redis {url})", err=True)
