@@ -124,13 +124,16 @@ class IbkrIngest:
         try:
             await self.conn.start()
             while True:
+                await self._until_connected()
                 try:
-                    await self.conn.wait_connected(self.cfg.connect_timeout_s * 3)
+                    await self._subscribe_all()
                     break
-                except IbkrConnectError as exc:
-                    # The supervisor keeps trying; say so at ERROR until TWS answers.
-                    log.error("ibkr_not_connected_yet", error=str(exc))
-            await self._subscribe_all()
+                except ConnectionError as exc:
+                    # The socket went mid-way (a missed heartbeat under start-up load, TWS
+                    # restarting): the supervisor reconnects and restores what was registered;
+                    # subscribing again adds the rest (nothing is requested twice). The
+                    # disconnect itself is counted in ibkr_disconnects_total.
+                    log.error("ibkr_subscribe_interrupted", error=str(exc), action="subscribing again once reconnected")
             freeze_long_lived("ibkr subscriptions")  # the tickers live as long as the role
             await asyncio.gather(publisher, self._flush_forever())
         finally:
@@ -138,6 +141,15 @@ class IbkrIngest:
             await self.depth.stop()
             await self.account.stop()
             await self.conn.stop()
+
+    async def _until_connected(self) -> None:
+        while True:
+            try:
+                await self.conn.wait_connected(self.cfg.connect_timeout_s * 3)
+                return
+            except IbkrConnectError as exc:
+                # The supervisor keeps trying; say so at ERROR until TWS answers.
+                log.error("ibkr_not_connected_yet", error=str(exc))
 
     async def _subscribe_all(self) -> None:
         ib = self.conn.ib

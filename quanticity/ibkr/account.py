@@ -74,18 +74,23 @@ class AccountMonitor:
         self._pending: dict[tuple[str, str], Any] = {}
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._listening = False
         self._pnl_single: set[int] = set()
         self._series_ready = False
 
     async def start(self) -> None:
-        """Subscribe (restored after reconnects) and start the Redis writer."""
+        """Subscribe (restored after reconnects) and start the Redis writer (idempotent: a call
+        after a start cut short by a lost connection adds nothing twice)."""
         ib = self.conn.ib
-        ib.accountValueEvent += self._on_value
-        ib.pnlEvent += self._on_pnl
-        ib.pnlSingleEvent += self._on_pnl_single
-        ib.positionEvent += self._on_position
+        if not self._listening:
+            ib.accountValueEvent += self._on_value
+            ib.pnlEvent += self._on_pnl
+            ib.pnlSingleEvent += self._on_pnl_single
+            ib.positionEvent += self._on_position
+            self._listening = True
         await self.conn.add_subscription("account", self._restore)
-        self._writer = asyncio.create_task(self._write_forever(), name="ibkr-account-writer")
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_forever(), name="ibkr-account-writer")
 
     async def stop(self) -> None:
         """Stop the writer (pending updates are written first when Redis answers)."""

@@ -105,6 +105,7 @@ class IbkrConnection:
         self.state = DISCONNECTED
         self.connects = 0
         self._restorers: dict[str, Restorer] = {}
+        self._sent: set[str] = set()  # restorers already run on the current connection
         self._error_listeners: list[ErrorListener] = []
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
@@ -158,20 +159,26 @@ class IbkrConnection:
     async def add_subscription(self, name: str, restore: Restorer) -> None:
         """Register ``restore`` under ``name`` and, when connected, run it now.
 
-        It runs again after every reconnect; the same name replaces an earlier restorer.
+        It runs again after every reconnect; the same name replaces an earlier restorer. A
+        name already run on the current connection (the reconnect restored it while its
+        owner was still subscribing) is not sent twice.
         """
         self._restorers[name] = restore
-        if self.is_connected:
+        if self.is_connected and name not in self._sent:
             await self.pace(1)
             await restore(self.ib)
+            self._sent.add(name)
 
     def set_restorer(self, name: str, restore: Restorer) -> None:
         """Register or replace a restorer without running it (the caller just sent the request)."""
         self._restorers[name] = restore
+        if self.is_connected:
+            self._sent.add(name)
 
     def remove_subscription(self, name: str) -> None:
         """Forget a restorer (the caller cancels the live request itself)."""
         self._restorers.pop(name, None)
+        self._sent.discard(name)
 
     @property
     def subscription_names(self) -> list[str]:
@@ -232,6 +239,7 @@ class IbkrConnection:
             self._set_state(DISCONNECTED)
             return False
         self.ib.reqMarketDataType(self.market_data_type)
+        self._sent = set()
         self.connects += 1
         reconnect = self.connects > 1
         self._set_state(CONNECTED)
@@ -240,6 +248,7 @@ class IbkrConnection:
             try:
                 await self.pace(1)
                 await restore(self.ib)
+                self._sent.add(name)
             except (ConnectionError, OSError, TimeoutError, ValueError, QuanticityError) as exc:
                 # One bad subscription must not keep the others down; it is retried next reconnect.
                 self.metrics.error_events.labels("resubscribe").inc()

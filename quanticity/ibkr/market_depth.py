@@ -99,7 +99,12 @@ class DepthRotator:
         conn.add_error_listener(self._on_error)
 
     async def start(self) -> None:
-        """Validate the venues (qualify each on its exchange), then start rotating."""
+        """Validate the venues (qualify each on its exchange), then start rotating (once: a
+        second call, after a start cut short by a lost connection, starts what is missing)."""
+        if self._task is not None:
+            return
+        self._queue.clear()
+        self.rejected.clear()
         for venue in self.settings.parsed():
             contract = depth_contract(venue.symbol, venue.exchange)
             try:

@@ -264,6 +264,10 @@ async def test_account_monitor_starts_and_reconnects_with_open_positions(
         await _until(lambda: _metric(metrics, "ibkr_reconnects_total", role="ingest-ibkr") == 1, 10, "reconnect")
         await _until(lambda: len(conn.ib.pnlSingle(account)) == 2, 10, "P&L subscriptions back after the reconnect")
         assert _metric(metrics, "ibkr_error_events_total", code="resubscribe") == 0
+        handlers = len(conn.ib.accountValueEvent), len(conn.ib.positionEvent)
+        await monitor.start()  # a start-up phase run again after the reconnect: nothing added twice
+        assert (len(conn.ib.accountValueEvent), len(conn.ib.positionEvent)) == handlers
+        assert len(conn.ib.pnlSingle(account)) == 2 and len(conn.ib.pnl(account)) == 1
         for _ in range(50):
             if len(await redis.hgetall(f"{prefix}positions:{account}")) == 2:
                 break
@@ -421,3 +425,41 @@ async def test_an_order_lost_with_the_connection_is_closed_by_the_sync(
         assert (await t.ledger.load(kept_ack.order_id))["status"] == "submitted"
         assert await t.ledger.open_orders() == [kept_ack.order_id]
         assert _metric(t.metrics, "ibkr_error_events_total", code="order_unknown_to_tws") == 1
+
+
+async def test_subscribing_again_after_a_reconnect_requests_nothing_twice(tws: tuple[TwsSimulator, int]) -> None:
+    # The role's start-up subscribing is cut short by a lost connection (a missed heartbeat
+    # under start-up load did it in `make run`); the reconnect restores what was registered,
+    # and the role then runs its subscribing again: the lines restored are not requested a
+    # second time, the missing one is added, and the depth rotation starts once.
+    sim, port = tws
+    conn, metrics = _connection(port, 117)
+    feed = MarketDataFeed(conn, lambda record: None, RecordStamp("run-t", "sim"), metrics)
+    settings = DepthSettings(venues=["SPY@ARCA", "QQQ@ISLAND"], dwell_s=0.3, snapshot_interval_s=0.2)
+    rotator = DepthRotator(conn, settings, lambda record: None, RecordStamp("run-t", "sim"), metrics)
+    await conn.start()
+    await conn.wait_connected(10)
+    try:
+        spy, qqq, iwm = await qualify(conn.ib, [underlying_contract(s) for s in ("SPY", "QQQ", "IWM")])
+        await feed.subscribe_l1([spy, qqq], "underlying")
+        await rotator.start()
+        assert sim.drop_connections() >= 1
+        await _until(lambda: _metric(metrics, "ibkr_reconnects_total", role="ingest-ibkr") == 1, 10, "reconnect")
+        await _until(lambda: sim.subscription_counts()["mkt_data"] == 2, 5, "the two lines restored")
+
+        await feed.subscribe_l1([spy, qqq, iwm], "underlying")  # the interrupted phase, run again
+        await rotator.start()
+
+        await asyncio.sleep(1.5)  # five dwell times: two venues in three slots never need to rotate
+        lines = [
+            sub.contract.con_id
+            for session in sim.feed.sessions()
+            for sub in session.quote_subs.values()
+            if sub.kind == "mkt_data"
+        ]
+        assert sorted(lines) == sorted([spy.conId, qqq.conId, iwm.conId])
+        assert sim.subscription_counts()["depth"] == 2  # both venues, none twice
+        assert _metric(metrics, "ibkr_depth_rotations_total") == 0  # one rotation queue, no venue queued twice
+    finally:
+        await rotator.stop()
+        await conn.stop()
