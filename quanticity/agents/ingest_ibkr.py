@@ -134,6 +134,7 @@ class IbkrIngest:
                     # subscribing again adds the rest (nothing is requested twice). The
                     # disconnect itself is counted in ibkr_disconnects_total.
                     log.error("ibkr_subscribe_interrupted", error=str(exc), action="subscribing again once reconnected")
+                    await asyncio.sleep(1.0)  # never a tight loop if the error does not come from the socket
             freeze_long_lived("ibkr subscriptions")  # the tickers live as long as the role
             await asyncio.gather(publisher, self._flush_forever())
         finally:

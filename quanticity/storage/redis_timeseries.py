@@ -11,7 +11,7 @@ import bisect
 import importlib
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -479,8 +479,9 @@ class SampleBatch:
         (part,) = self.parts(max(self.count, 1))
         return part.command
 
-    def parts(self, max_samples: int) -> list[BatchPart]:
-        """The batch as ``TS.MADD`` commands of at most ``max_samples`` samples each.
+    def parts(self, max_samples: int) -> Iterator[BatchPart]:
+        """The batch as ``TS.MADD`` commands of at most ``max_samples`` samples each, each
+        encoded only when it is asked for (the caller sends one while the next is made).
 
         Samples of ``add`` come first, then those of ``add_shared_ts`` by timestamp; a
         reply's element ``i`` of a part is sample ``part.first + i`` (``key_of``).
@@ -490,6 +491,9 @@ class SampleBatch:
         """
         if max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+        return self._parts(max_samples)
+
+    def _parts(self, max_samples: int) -> Iterator[BatchPart]:
         sources: list[tuple[int | None, Any, Any]] = [(None, plain, None) for plain in self._plain]
         order = [block for block in self._blocks if block[0] is None]
         for ts in dict.fromkeys(ts for ts, _, _ in self._shared):
@@ -503,7 +507,6 @@ class SampleBatch:
         for _, names, positions in order:
             self._sent_order.append((first, names, positions))
             first += len(names) if positions is None else len(positions)
-        parts: list[BatchPart] = []
         chunk: list[bytes] = []
         size = start = 0
         for stamp, data, values in sources:
@@ -517,11 +520,10 @@ class SampleBatch:
                 done += take
                 size += take
                 if size == max_samples:
-                    parts.append(BatchPart(self, start, size, madd_header(size) + b"".join(chunk)))
+                    yield BatchPart(self, start, size, madd_header(size) + b"".join(chunk))
                     start, size, chunk = start + size, 0, []
         if size:
-            parts.append(BatchPart(self, start, size, madd_header(size) + b"".join(chunk)))
-        return parts
+            yield BatchPart(self, start, size, madd_header(size) + b"".join(chunk))
 
     def key_of(self, index: int) -> str:
         """The key (without prefix) of the ``index``-th sample sent (``parts``/``command``)."""

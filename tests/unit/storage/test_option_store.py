@@ -157,11 +157,11 @@ def test_parts_are_the_whole_command_cut_into_bounded_commands(
     for block, (ts, values) in enumerate(shared):
         batch.add_shared_ts(SeriesKeys([f"s{block}.{i}" for i in range(len(values))]), ts, np.array(values))
     if not batch.count:
-        assert batch.parts(most) == []
+        assert list(batch.parts(most)) == []
         return
 
     whole = _decode_madd(batch.command())
-    parts = batch.parts(most)
+    parts = list(batch.parts(most))
 
     assert all(1 <= part.count <= most for part in parts)
     assert [part.first for part in parts] == [sum(p.count for p in parts[:i]) for i in range(len(parts))]
