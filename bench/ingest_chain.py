@@ -61,7 +61,12 @@ from quanticity.storage.option_store import (
     chain_series,
     days_to_expiry,
 )
-from quanticity.storage.redis_timeseries import PRICE_LADDER, SampleBatch, TimeSeriesWriter
+from quanticity.storage.redis_timeseries import (
+    DEFAULT_MAX_SAMPLES_IN_FLIGHT,
+    PRICE_LADDER,
+    SampleBatch,
+    TimeSeriesWriter,
+)
 from quanticity.topology.registry import TopicRegistry
 
 T0 = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)  # a Tuesday, 10:30 New York: mid-session
@@ -146,7 +151,7 @@ async def _rules_share(redis: Redis, polls: list[tuple[datetime, bytes, bytes]])
     return with_rules, without
 
 
-async def run(iterations: int) -> None:
+async def run(iterations: int, in_flight: int) -> None:
     polls = _bodies(iterations + WARM_UPS)
     first = polls[0]
     print(
@@ -168,7 +173,7 @@ async def run(iterations: int) -> None:
             if redis_pid is None:
                 raise RuntimeError("the embedded Redis did not start")
             redis_cpu = 0.0
-            store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), "ours:"))
+            store = OptionChainStore(TimeSeriesWriter(redis, Metrics(), "ours:", max_samples_in_flight=in_flight))
             document_count = samples = contracts = 0
             for i, (at, csv_body, json_body) in enumerate(polls):
                 before = await _server_usec(redis)  # outside the timed stages: a round trip of its own
@@ -228,10 +233,18 @@ async def run(iterations: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("iterations", type=int, nargs="?", default=30, help="timed polls after the warm-ups")
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=DEFAULT_MAX_SAMPLES_IN_FLIGHT,
+        help="TS.MADD samples sent and not answered at once (redis.madd_max_samples_in_flight)",
+    )
     args = parser.parse_args()
     if args.iterations < 1:
         parser.error(f"iterations must be at least 1, not {args.iterations}")
-    asyncio.run(run(args.iterations))
+    if args.in_flight < 1:
+        parser.error(f"--in-flight must be at least 1, not {args.in_flight}")
+    asyncio.run(run(args.iterations, args.in_flight))
 
 
 if __name__ == "__main__":

@@ -112,7 +112,13 @@ class IbkrIngest:
             data_type=self.cfg.data_type_for(settings.mode),
         )
         self.depth = DepthRotator(self.conn, self.cfg.depth, self.queue.put_nowait, self.stamp, metrics)
-        writer = TimeSeriesWriter(ctx.redis(), ctx.metrics, settings.redis.key_prefix, settings.redis.madd_max_samples)
+        writer = TimeSeriesWriter(
+            ctx.redis(),
+            ctx.metrics,
+            settings.redis.key_prefix,
+            max_samples_per_command=settings.redis.madd_max_samples,
+            max_samples_in_flight=settings.redis.madd_max_samples_in_flight,
+        )
         self.account = AccountMonitor(self.conn, writer, metrics, self.cfg.account)
         self.underlyings: dict[str, Contract] = {}
         self.options: list[Contract] = []

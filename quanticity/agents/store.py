@@ -88,7 +88,13 @@ class Stores:
     def build(cls, ctx: RoleContext) -> Stores:
         redis = ctx.settings.current.redis
         prefix = redis.key_prefix
-        writer = TimeSeriesWriter(ctx.redis(), ctx.metrics, prefix, redis.madd_max_samples)
+        writer = TimeSeriesWriter(
+            ctx.redis(),
+            ctx.metrics,
+            prefix,
+            max_samples_per_command=redis.madd_max_samples,
+            max_samples_in_flight=redis.madd_max_samples_in_flight,
+        )
         return cls(
             UnderlyingQuoteStore(writer),
             OptionChainStore(writer),

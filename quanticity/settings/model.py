@@ -72,6 +72,15 @@ class RedisSettings(_Section):
         le=1_000_000,
         description="most samples in one TS.MADD; larger batches go out as several (Redis runs one command at a time)",
     )
+    madd_max_samples_in_flight: int = Field(
+        default=2_000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "most TS.MADD samples sent and not yet answered on one connection; Redis runs a client's"
+            " pipelined commands back to back while other clients wait"
+        ),
+    )
 
     @field_validator("url")
     @classmethod
@@ -97,6 +106,21 @@ class EmbeddedSettings(_Section):
     )
     debian_mirror: str | None = Field(
         default=None, description="mirror for the private OpenSSL 1.1 step; unset = the apt sources'"
+    )
+    redis_aof_rewrite_min_mb: int = Field(
+        default=1024,
+        ge=1,
+        le=1_048_576,
+        description=(
+            "the embedded Redis rewrites its append-only file only once it has grown past this size"
+            " (Redis's own default, 64 MB, forks every few seconds under chain traffic)"
+        ),
+    )
+    redis_aof_rewrite_percentage: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="... and past this percentage of its size after the last rewrite",
     )
 
 

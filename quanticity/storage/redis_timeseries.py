@@ -41,6 +41,7 @@ pa: Any = importlib.import_module("pyarrow")
 log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_SAMPLES_PER_COMMAND = 2_000
+DEFAULT_MAX_SAMPLES_IN_FLIGHT = 2_000
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,11 @@ class TimeSeriesWriter:
             commands of at most this many. Redis runs one command at a time: a 20k-sample
             ``TS.MADD`` holds every other client (the analytics role's ``SET``, an order
             write) for 30-90 ms on this machine; 2,000 samples take ~3 ms.
+        max_samples_in_flight: a session sends the next ``TS.MADD`` only once the samples
+            of those not yet answered and its own stay within this many (one command is
+            always allowed). Redis reads a client's pipelined commands in one go and runs
+            them back to back: ten 2,000-sample commands sent at once hold another client's
+            ``SET`` for ~30-60 ms, one at a time for ~3 ms.
     """
 
     def __init__(
@@ -109,13 +115,17 @@ class TimeSeriesWriter:
         metrics: Metrics,
         key_prefix: str = "",
         max_samples_per_command: int = DEFAULT_MAX_SAMPLES_PER_COMMAND,
+        max_samples_in_flight: int = DEFAULT_MAX_SAMPLES_IN_FLIGHT,
     ) -> None:
         if max_samples_per_command < 1:
             raise ValueError(f"max_samples_per_command must be >= 1, got {max_samples_per_command}")
+        if max_samples_in_flight < 1:
+            raise ValueError(f"max_samples_in_flight must be >= 1, got {max_samples_in_flight}")
         self.redis = redis
         self.metrics = metrics
         self.key_prefix = key_prefix
         self.max_samples_per_command = max_samples_per_command
+        self.max_samples_in_flight = max_samples_in_flight
         self._created: set[str] = set()
 
     def unknown(self, keys: Iterable[str]) -> bool:
@@ -206,12 +216,14 @@ class TimeSeriesWriter:
 
 
 class WriteSession:
-    """Commands sent as they are made over one pooled connection; all replies read at the end.
+    """Commands sent as they are made over one pooled connection; replies read as the window needs.
 
     Use as ``async with writer.session(family) as s: await s.madd(batch); await s.send(cmd);
     result = await s.finish()``. Each command is pushed to the socket before the caller
     goes on, so Redis executes it while the caller encodes the next one: on two cores the
-    server's ``TS.MADD`` time overlaps our encoding. Replies are read raw
+    server's ``TS.MADD`` time overlaps our encoding, but no more than the writer's
+    ``max_samples_in_flight`` wait unanswered: Redis would run them back to back while
+    other clients wait. Replies are read raw
     (``resp.ReplyReader``): without hiredis, redis-py's parser spends ~3 µs per element of a
     10k-element ``TS.MADD`` reply. Leaving the block early (an error, a cancellation)
     drops the connection, whose stream is then out of step.
@@ -228,6 +240,9 @@ class WriteSession:
         self.operation = operation
         self._conn: Any = None
         self._expected: list[BatchPart | _Expect] = []  # per command sent: its batch part, or what its reply may be
+        self._replies: list[RawReply] = []  # the replies read so far, in the order of _expected
+        self._reader: ReplyReader | None = None
+        self._in_flight = 0  # samples of the TS.MADD commands sent and not answered yet
         self._unsent: list[SampleBatch] = []
         self._started = 0.0
         self._finished = False
@@ -253,8 +268,12 @@ class WriteSession:
         if not batch.count:
             self._unsent.append(batch)  # nothing to send, but its rejections belong to the result
             return
+        window = self.writer.max_samples_in_flight
         for part in batch.parts(self.writer.max_samples_per_command):
+            while self._in_flight and self._in_flight + part.count > window:
+                await self._read_next()
             await self._send(part.command, [part])
+            self._in_flight += part.count
 
     async def send(self, command: bytes, *, replies: int = 1, tolerate: Sequence[str] = ()) -> None:
         """Send pre-encoded commands (``resp.encode_command``): ``replies`` of them, none of which may fail.
@@ -293,7 +312,7 @@ class WriteSession:
             RedisError: no reply in time, or an unreadable one.
         """
         metrics = self.writer.metrics
-        replies = await self._read(len(self._expected))
+        replies = await self._read_all()
         self._finished = True
         if self.family is not None:
             metrics.redis_command_latency.labels(operation="ts_madd").observe(time.perf_counter() - self._started)
@@ -334,25 +353,37 @@ class WriteSession:
             if result.derived:
                 metrics.timeseries_samples_written.labels(family=f"{self.family}_compaction").inc(result.derived)
 
-    async def _read(self, count: int) -> list[RawReply]:
+    async def _read_all(self) -> list[RawReply]:
+        """The replies of every command sent, the ones not read yet read now."""
+        while len(self._replies) < len(self._expected):
+            await self._read_next()
+        reader = self._reader
+        if reader is not None and reader.pending:
+            raise RedisConnectionError(f"{reader.pending} bytes beyond the expected replies")
+        return self._replies
+
+    async def _read_next(self) -> None:
+        """Read the reply of the oldest command not answered yet (kept for ``finish``)."""
         conn = self._conn
-        # redis-py has no public raw-read API; its own parser reads this same stream between replies.
-        stream = conn._reader
-        if stream is None:
-            raise RedisConnectionError("connection closed before the replies")
-        reader = ReplyReader(stream)
+        if self._reader is None:
+            # redis-py has no public raw-read API; its own parser reads this same stream between replies.
+            stream = conn._reader
+            if stream is None:
+                raise RedisConnectionError("connection closed before the replies")
+            self._reader = ReplyReader(stream)
         try:
             async with asyncio.timeout(conn.socket_timeout):
-                replies = [await reader.read() for _ in range(count)]
+                reply = await self._reader.read()
         except TimeoutError as exc:
             self.writer.metrics.redis_errors.labels(operation=self.operation).inc()
             raise RedisTimeoutError(f"no reply from Redis within {conn.socket_timeout} s") from exc
         except (OSError, RespProtocolError) as exc:
             self.writer.metrics.redis_errors.labels(operation=self.operation).inc()
             raise RedisConnectionError(f"reading Redis replies failed: {exc}") from exc
-        if reader.pending:
-            raise RedisConnectionError(f"{reader.pending} bytes beyond the expected replies")
-        return replies
+        expected = self._expected[len(self._replies)]
+        self._replies.append(reply)
+        if isinstance(expected, BatchPart):
+            self._in_flight -= expected.count
 
 
 @dataclass(frozen=True, slots=True)

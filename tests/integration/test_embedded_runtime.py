@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from quanticity.errors import PortInUseError, RuntimeStartError
 from quanticity.observability.metrics import Metrics
@@ -46,6 +47,35 @@ async def test_a_taken_port_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     assert caught.value.port == port
     assert "QUANTICITY_EMBEDDED__REDIS_PORT" in str(caught.value)
     assert runtime.pids() == {"broker": None, "redis": None}  # nothing was started
+
+
+async def test_redis_keeps_an_append_only_file_rewritten_at_the_configured_sizes(tmp_path: Path) -> None:
+    """The embedded Redis logs every write (AOF, fsync each second) and rewrites the file only
+    past the configured size and growth, not Redis's 64 MB default that forked every ~10 s
+    under chain traffic."""
+    settings = EmbeddedSettings(
+        kafka_port=free_port(),
+        redis_port=free_port(),
+        home=tmp_path,
+        openssl_dir=OPENSSL_DIR,
+        redis_aof_rewrite_min_mb=300,
+        redis_aof_rewrite_percentage=250,
+    )
+    runtime = EmbeddedRuntime(settings, Metrics(), with_broker=False, with_redis=True)
+    await runtime.start(watch=False)
+    redis = Redis.from_url(runtime.redis_url, decode_responses=True)
+    try:
+        names = ("appendonly", "appendfsync", "auto-aof-rewrite-min-size", "auto-aof-rewrite-percentage")
+        config = {name: (await redis.config_get(name))[name] for name in names}
+        assert config == {
+            "appendonly": "yes",
+            "appendfsync": "everysec",
+            "auto-aof-rewrite-min-size": str(300 * 1024 * 1024),
+            "auto-aof-rewrite-percentage": "250",
+        }
+    finally:
+        await redis.aclose()
+        await runtime.stop()
 
 
 async def test_a_binary_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings
 from quanticity.storage.ingestion_index import IngestionIndex
 from quanticity.storage.option_store import OptionChainStore, chain_samples, decode_document
-from quanticity.storage.redis_timeseries import SampleBatch, SeriesKeys, TimeSeriesWriter
+from quanticity.storage.redis_timeseries import BatchPart, SampleBatch, SeriesKeys, TimeSeriesWriter
 from quanticity.storage.resp import encode_command
 from quanticity.topology.registry import TopicRegistry
 from quanticity.topology.tail import tail_topic
@@ -348,6 +348,57 @@ async def test_a_large_batch_goes_out_as_bounded_commands_and_refusals_keep_thei
         expected = [float(i) for i in range(20)]
         expected[16] = 9.0  # the sample that was there before: the refused one did not replace it
         assert [float(value) for _, value in stored] == expected
+    finally:
+        await redis.aclose()
+
+
+@pytest.mark.parametrize("in_flight", [7, 14, 1_000])
+async def test_a_session_leaves_at_most_its_window_of_samples_unanswered(stack: Stack, in_flight: int) -> None:
+    """Commands of 7 samples under a window of ``in_flight`` samples: before each TS.MADD leaves,
+    its samples and those of the TS.MADDs not answered yet stay within the window (Redis would
+    run a longer pipeline back to back while other clients wait). A SET sent between two
+    batches keeps its place among the replies, and a refusal read early keeps its key."""
+    redis = Redis.from_url(stack.redis_url)
+    prefix = unique()
+    writer = TimeSeriesWriter(redis, Metrics(), prefix, max_samples_per_command=7, max_samples_in_flight=in_flight)
+    first = [f"options:SPY:{unique()}:{i}:mark" for i in range(20)]
+    second = [f"options:SPY:{unique()}:{i}:iv" for i in range(10)]
+    document = f"{prefix}chain:SPY:{unique()}"
+    ts = int(utc_now().timestamp() * 1000)
+    unanswered_at_send: list[int] = []
+    try:
+        for i, key in enumerate(first + second):
+            await redis.execute_command("TS.CREATE", prefix + key, "DUPLICATE_POLICY", "BLOCK" if i == 3 else "LAST")
+        await redis.execute_command("TS.ADD", prefix + first[3], ts, -1.0)
+        batch_one, batch_two = SampleBatch(prefix), SampleBatch(prefix)
+        batch_one.add([(key, ts, float(i)) for i, key in enumerate(first)])
+        batch_two.add_shared_ts(SeriesKeys(second, prefix), ts, np.arange(20.0, 30.0))
+
+        async with writer.session("options") as session:
+            send = session._send
+
+            async def watched(command: bytes, expected: Any) -> None:
+                if isinstance(expected[0], BatchPart):
+                    answered = len(session._replies)
+                    waiting = sum(p.count for p in session._expected[answered:] if isinstance(p, BatchPart))
+                    unanswered_at_send.append(waiting + expected[0].count)
+                await send(command, expected)
+
+            session._send = watched  # type: ignore[method-assign]
+            await session.madd(batch_one)
+            await session.send(encode_command(b"SET", document.encode(), b"doc"))
+            await session.madd(batch_two)
+            result = await session.finish()
+
+        assert len(unanswered_at_send) == 5  # 7 + 7 + 6, then 7 + 3
+        assert max(unanswered_at_send) <= max(in_flight, 7)
+        if in_flight >= 30:
+            assert max(unanswered_at_send) == 30  # a wide window sends everything before reading
+        assert result.written == 29
+        assert [key for key, _ in result.rejected] == [first[3]]
+        assert await redis.get(document) == b"doc"
+        stored = [float((await redis.execute_command("TS.GET", prefix + key))[1]) for key in first + second]
+        assert stored == [-1.0 if i == 3 else float(i) for i in range(30)]
     finally:
         await redis.aclose()
 
