@@ -28,6 +28,7 @@ from quanticity.agents.analytics_greeks import (
     SummaryBook,
     compute_chain_greeks,
     horizon_of,
+    input_lag_s,
     valid_until,
 )
 from quanticity.agents.analytics_sink import Emitter
@@ -182,7 +183,7 @@ class GreeksService:
         now = self.clock()
         horizon = horizon_of(chain.event_time, chain.expiry)
         self.metrics.input_lag.labels(module=MODULE, horizon=horizon).set(
-            max((now - chain.event_time).total_seconds(), 0.0)
+            input_lag_s(chain.event_time, chain.ingest_time, now)
         )
         until = valid_until(chain.event_time, horizon, self.config)
         if until <= now:

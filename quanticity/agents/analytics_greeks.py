@@ -195,6 +195,26 @@ def valid_until(event_time: datetime, horizon: Horizon, config: AnalyticsConfig)
     return (reopens or event_time) + timedelta(seconds=config.validity_s(horizon))
 
 
+def input_lag_s(event_time: datetime, ingest_time: datetime | None, now: datetime) -> float:
+    """How far behind the newest possible input a computation at ``now`` runs, in seconds.
+
+    In the regular session that is the age of the input's event time. An input stamped
+    while the session is closed (a chain polled after 16:00 ET carries the close) is the
+    newest there can be until the next open, so until then only our own delay counts: the
+    time since the platform received it (its ingest time; its event time if it has none).
+    After that open it lags from the open: fresher data exists by then. Without this an
+    evening's Greeks reported hours of lag and the 0DTE/1DTE lag alert fired every night.
+    """
+    reopens = regular_open_after_close(event_time)
+    if reopens is None:
+        since = event_time
+    elif now >= reopens:
+        since = reopens
+    else:
+        since = ingest_time if ingest_time is not None else event_time
+    return max((now - since).total_seconds(), 0.0)
+
+
 def mid_prices(bid: NDArray[np.float64], ask: NDArray[np.float64]) -> NDArray[np.float64]:
     """(bid + ask) / 2 where both sides exist and are not crossed, else NaN."""
     with np.errstate(invalid="ignore"):

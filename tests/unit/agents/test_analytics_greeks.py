@@ -18,6 +18,7 @@ from quanticity.agents.analytics_greeks import (
     compute_chain_greeks,
     expiry_years,
     horizon_of,
+    input_lag_s,
     parity_spot,
     settlement,
     valid_until,
@@ -141,6 +142,21 @@ def test_an_input_from_a_closed_market_stays_valid_until_a_validity_after_the_ne
     config = AnalyticsConfig(validity_0dte_s=30, validity_1dte_s=45, validity_swing_s=300)
     assert valid_until(event_time, "swing", config) == reopens + timedelta(seconds=300)
     assert valid_until(event_time, "1dte", config) == reopens + timedelta(seconds=45)
+
+
+def test_input_lag_runs_from_the_event_time_in_session_and_from_receipt_while_closed() -> None:
+    """In session: the event time's age. A chain stamped at Tuesday's close and received at
+    21:00 ET: 2 s of lag at 21:00:02 ET (it is the newest there is, not 5 hours old); once
+    Wednesday opens, the lag runs from the open."""
+    in_session = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)  # 13:00 ET
+    assert input_lag_s(in_session, in_session + timedelta(seconds=1), in_session + timedelta(seconds=3)) == 3.0
+    close = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)  # 16:00 ET
+    received = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 21:00 ET
+    assert input_lag_s(close, received, received + timedelta(seconds=2)) == 2.0
+    assert input_lag_s(close, None, received) == 5 * 3600.0  # no receipt time: the event time is all there is
+    wednesday_open = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
+    assert input_lag_s(close, received, wednesday_open + timedelta(seconds=7)) == 7.0
+    assert input_lag_s(in_session, None, in_session - timedelta(seconds=1)) == 0.0  # a clock step back is not negative
 
 
 def test_the_last_second_of_the_session_is_still_open() -> None:
