@@ -84,7 +84,11 @@ async def test_a_chain_qualified_through_the_pacer_answers_completely_without_er
         (spy,) = await qualify(ib, [ib_insync.Stock("SPY", "SMART", "USD")], pace)
         (chain,) = [c for c in await ib.reqSecDefOptParamsAsync("SPY", "", "STK", spy.conId) if c.exchange == "SMART"]
         expiry = sorted(chain.expirations)[1]
-        strikes = sorted(chain.strikes, key=lambda k: abs(k - 600))[:60]
+        # The chain's strikes are the union over every expiry (as TWS sends them); a near expiry
+        # lists fewer, so take the 60 nearest 600 from that expiry's own contracts.
+        listed = await ib.reqContractDetailsAsync(ib_insync.Option("SPY", expiry, right="C", exchange="SMART"))
+        assert set(d.contract.strike for d in listed) <= set(chain.strikes)
+        strikes = sorted((d.contract.strike for d in listed), key=lambda k: abs(k - 600))[:60]
         options = [ib_insync.Option("SPY", expiry, k, r, "SMART") for k in strikes for r in "CP"]
         done = await asyncio.wait_for(qualify(ib, options, pace), 30)
         assert len(done) == 120 and all(o.conId for o in options)
