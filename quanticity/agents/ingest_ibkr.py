@@ -51,7 +51,6 @@ from quanticity.schemas import (
     UnderlyingQuote,
 )
 from quanticity.schemas.codec import encode_record
-from quanticity.storage.redis_timeseries import TimeSeriesWriter
 
 log = structlog.get_logger(__name__)
 
@@ -112,13 +111,7 @@ class IbkrIngest:
             data_type=self.cfg.data_type_for(settings.mode),
         )
         self.depth = DepthRotator(self.conn, self.cfg.depth, self.queue.put_nowait, self.stamp, metrics)
-        writer = TimeSeriesWriter(
-            ctx.redis(),
-            ctx.metrics,
-            settings.redis.key_prefix,
-            max_samples_per_command=settings.redis.madd_max_samples,
-            max_samples_in_flight=settings.redis.madd_max_samples_in_flight,
-        )
+        writer = ctx.timeseries_writer()
         self.account = AccountMonitor(self.conn, writer, metrics, self.cfg.account)
         self.underlyings: dict[str, Contract] = {}
         self.options: list[Contract] = []

@@ -42,7 +42,6 @@ from quanticity.storage.ibkr_marketstore import IbkrMarketStore
 from quanticity.storage.ingestion_index import IngestionIndex, freshness_of
 from quanticity.storage.option_store import OptionChainStore
 from quanticity.storage.quote_store import UnderlyingQuoteStore
-from quanticity.storage.redis_timeseries import TimeSeriesWriter
 from quanticity.tables import latest_quotes
 
 log = structlog.get_logger(__name__)
@@ -86,15 +85,8 @@ class Stores:
 
     @classmethod
     def build(cls, ctx: RoleContext) -> Stores:
-        redis = ctx.settings.current.redis
-        prefix = redis.key_prefix
-        writer = TimeSeriesWriter(
-            ctx.redis(),
-            ctx.metrics,
-            prefix,
-            max_samples_per_command=redis.madd_max_samples,
-            max_samples_in_flight=redis.madd_max_samples_in_flight,
-        )
+        prefix = ctx.settings.current.redis.key_prefix
+        writer = ctx.timeseries_writer()
         return cls(
             UnderlyingQuoteStore(writer),
             OptionChainStore(writer),

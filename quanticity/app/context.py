@@ -13,6 +13,7 @@ from quanticity.errors import ConfigError
 from quanticity.observability.metrics import Metrics
 from quanticity.schemas.codec import CODEC_NAME
 from quanticity.settings.reload import SettingsHolder
+from quanticity.storage.redis_timeseries import TimeSeriesWriter
 from quanticity.topology.registry import TopicRegistry
 
 
@@ -86,6 +87,17 @@ class RoleContext:
                 health_check_interval=10,
             )
         return self._redis
+
+    def timeseries_writer(self) -> TimeSeriesWriter:
+        """A TimeSeries writer on the shared client, with the configured prefix and command bounds."""
+        cfg = self.settings.current.redis
+        return TimeSeriesWriter(
+            self.redis(),
+            self.metrics,
+            cfg.key_prefix,
+            max_samples_per_command=cfg.madd_max_samples,
+            max_samples_in_flight=cfg.madd_max_samples_in_flight,
+        )
 
     async def close(self) -> None:
         """Release the Redis client."""
