@@ -130,7 +130,7 @@ class DepthRotator:
             self._task = None
         if self.conn.is_connected:
             for slot in self._slots:
-                self.conn.ib.cancelMktDepth(slot.contract, isSmartDepth=False)
+                self._cancel(slot)
         self._slots.clear()
 
     @property
@@ -139,8 +139,32 @@ class DepthRotator:
         return [str(slot.venue) for slot in self._slots]
 
     def _request(self, ib: IB, venue: DepthVenue, contract: Contract) -> _Slot:
+        held = ib.ticker(contract)
+        if held is not None:  # the book of the venue's previous slot (``_cancel`` keeps it)
+            held.domBids.clear()
+            held.domAsks.clear()
         ticker = ib.reqMktDepth(contract, numRows=self.settings.rows, isSmartDepth=False)
         return _Slot(venue, contract, ticker, self.clock())
+
+    def _cancel(self, slot: _Slot) -> None:
+        """Cancel a slot's depth request, keeping its book until the venue is requested again.
+
+        ``IB.cancelMktDepth`` empties the ticker's book at once, but TWS may still have
+        updates of the request on the wire, and ib_insync keeps routing them to that ticker:
+        an update of a position the emptied book no longer has raises in its decoder
+        (``IndexError``, an error log line per message; seen in ``make run`` when a rotation
+        cancelled three books mid-stream). Kept, the late updates land on the old book,
+        which nothing publishes once the slot is gone.
+        """
+        ib = self.conn.ib
+        ticker = slot.ticker if slot.ticker is not None else ib.ticker(slot.contract)
+        req_id = ib.wrapper.endTicker(ticker, "mktDepth") if ticker is not None else 0
+        if req_id:
+            ib.client.cancelMktDepth(req_id, False)
+        else:
+            log.warning(
+                "ibkr_depth_cancel_unknown", venue=str(slot.venue), reason="no depth request of the slot's contract"
+            )
 
     async def _restore(self, ib: IB) -> None:
         # After a reconnect the old requests are gone on both sides: request the same venues again.
@@ -154,7 +178,7 @@ class DepthRotator:
             expired = now - slot.since >= self.settings.dwell_s
             if (expired and len(self._queue) > 0) or slot.failed:
                 if not slot.failed and self.conn.is_connected:
-                    self.conn.ib.cancelMktDepth(slot.contract, isSmartDepth=False)
+                    self._cancel(slot)
                 self._queue.append((slot.venue, slot.contract))
                 self.metrics.depth_rotations.inc()
             else:

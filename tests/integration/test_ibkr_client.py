@@ -208,6 +208,47 @@ async def test_depth_rotates_through_more_venues_than_slots(tws: tuple[TwsSimula
         await conn.stop()
 
 
+async def test_a_depth_update_still_on_the_wire_when_a_slot_rotates_out_is_absorbed(
+    tws: tuple[TwsSimulator, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """TWS keeps sending a cancelled book's updates until it reads the cancel; ib_insync still
+    routes them to the ticker. ``IB.cancelMktDepth`` empties that ticker's book, so an update
+    of position 3 raised in ib_insync's decoder (one error log line per message, 39 in one
+    rotation of ``make run``). The rotator keeps the old book until the venue returns."""
+    _, port = tws
+    conn, metrics = _connection(port, 114)
+    settings = DepthSettings(venues=["SPY@ARCA", "QQQ@ISLAND"], slots=1, dwell_s=0.5, snapshot_interval_s=0.2)
+    rotator = DepthRotator(conn, settings, lambda _: None, RecordStamp("run-t", "sim"), metrics)
+    await conn.start()
+    await conn.wait_connected(10)
+    await rotator.start()
+    try:
+
+        def spy_book() -> bool:
+            slot = rotator._slots[0] if rotator._slots else None
+            return slot is not None and str(slot.venue) == "SPY@ARCA" and len(getattr(slot.ticker, "domBids", [])) >= 4
+
+        await _until(spy_book, 10, "SPY@ARCA holds the slot with four bid levels")
+        ticker = rotator._slots[0].ticker
+        req_id = conn.ib.wrapper.ticker2ReqId["mktDepth"][ticker]
+        await _until(lambda: rotator.active == ["QQQ@ISLAND"], 10, "the slot rotated to QQQ")
+        caplog.clear()
+        with caplog.at_level("ERROR", logger="ib_insync.Decoder"):
+            # updateMktDepthL2 (13) of the cancelled request, as TWS sends it: update (1) of bid (1) level 3
+            conn.ib.client.decoder.interpret(["13", "1", str(req_id), "3", "", "1", "1", "600.01", "100"])
+        assert not [r for r in caplog.records if r.name == "ib_insync.Decoder"], caplog.text
+        await _until(lambda: rotator.active == ["SPY@ARCA"], 10, "SPY@ARCA back in the slot")
+        fresh = rotator._slots[0].ticker
+        assert fresh is not None
+        await _until(lambda: len(fresh.domBids) >= 1, 10, "SPY's book again")
+        await asyncio.sleep(0.3)
+        # the returning venue's book starts empty: the old levels are not left under the new ones
+        assert len(fresh.domBids) <= settings.rows and len(fresh.domAsks) <= settings.rows
+    finally:
+        await rotator.stop()
+        await conn.stop()
+
+
 async def test_router_fills_once_per_signal(tws: tuple[TwsSimulator, int], stack: Stack) -> None:
     _, port = tws
     async with _trading(port, 201, stack) as t:
