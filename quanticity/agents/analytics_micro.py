@@ -5,7 +5,10 @@
   symbol without a trade feed uses the 1-minute ``Bar`` records on ``ticks`` instead. ADV comes
   from the configuration, else from the stored 1-minute bar history
   (``bars:{symbol}:60s:volume``, complete sessions only), else from the volume traded so far
-  scaled to a session once enough of it has passed.
+  scaled to a session once enough of it has passed. The stream starts with the stored bars
+  (``bars:{symbol}:60s:close|volume``, the last eight days) that precede the first bar this
+  run saw: ``n`` buckets hold one ADV of volume, so a stream fed only from its start would
+  publish nothing for a whole session after every restart.
 - Liquidity: the latest L2 snapshot of each venue (``depth``), merged into one consolidated
   book per symbol, or the L1 quote (``quotes``) when no depth is fresh → ``liquidity_snapshot``
   for all symbols in one call, plus the slippage of ``liquidity_order_size`` shares both ways.
@@ -89,6 +92,8 @@ class _VpinSymbol:
     pending_close: list[float] = field(default_factory=list)
     trades: bool = False
     last_bar_start_ns: int = -1
+    first_bar_start_ns: int | None = None  # the first bar this run fed: stored history stops before it
+    history_bars: int = 0  # stored bars the stream started with
     last_event: datetime | None = None
     last_ingest: datetime | None = None
     source: Source = "platform"
@@ -162,11 +167,15 @@ class VpinService:
             return
         self._note(state, bar.event_time + timedelta(seconds=60), bar.ingest_time, bar.record_id, bar.source)
         state.last_bar_start_ns = start
+        if state.first_bar_start_ns is None:
+            state.first_bar_start_ns = start
         self._feed_arrays(state, [bar.volume], [bar.close])
 
     def _feed(self, state: _VpinSymbol, bars: Bars) -> None:
         if len(bars):
             state.last_bar_start_ns = int(bars.start_ns[-1])
+            if state.first_bar_start_ns is None:
+                state.first_bar_start_ns = int(bars.start_ns[0])
             self._feed_arrays(state, bars.volume.tolist(), bars.close.tolist())
 
     def _feed_arrays(self, state: _VpinSymbol, volume: list[float], close: list[float]) -> None:
@@ -177,9 +186,10 @@ class VpinService:
         state.stream.update_many(volume, close)
 
     async def _resolve_adv(self, symbol: str, state: _VpinSymbol, now: datetime) -> None:
+        history = await self._history(symbol, now)
         adv, source = self.config.average_daily_volume.get(symbol), "config"
-        if adv is None and self.redis is not None:
-            adv, source = await self._history_adv(symbol), "history"
+        if adv is None and history:
+            adv, source = adv_from_history([(ts, volume) for ts, _, volume in history]), "history"
         if adv is None:
             elapsed = session_fraction(now)
             traded = sum(state.pending_volume)
@@ -194,25 +204,44 @@ class VpinService:
         )
         state.stream = VPINStream(vpin_config)
         state.adv, state.adv_source = adv, source
+        # Stored bars before the first one this run fed (those after it are this run's own, counted already).
+        cut_ms = math.inf if state.first_bar_start_ns is None else state.first_bar_start_ns / 1_000_000
+        primed = [(close, volume) for ts, close, volume in history if ts < cut_ms]
+        if primed:
+            state.stream.update_many([volume for _, volume in primed], [close for close, _ in primed])
+        state.history_bars = len(primed)
         if state.pending_volume:
             state.stream.update_many(state.pending_volume, state.pending_close)
         state.pending_volume.clear()
         state.pending_close.clear()
-        log.info("vpin_started", symbol=symbol, adv=round(adv), adv_source=source)
+        log.info("vpin_started", symbol=symbol, adv=round(adv), adv_source=source, history_bars=len(primed))
 
-    async def _history_adv(self, symbol: str) -> float | None:
-        assert self.redis is not None  # checked by the caller
-        key = f"{self.key_prefix}bars:{symbol}:60s:volume"
-        since = int((self.clock() - timedelta(days=8)).timestamp() * 1000)
+    async def _history(self, symbol: str, now: datetime) -> list[tuple[int, float, float]]:
+        """The stored 1-minute bars of the last eight days as ``(start ms, close, volume)``, oldest first.
+
+        Empty without Redis, without stored bars, or when Redis fails (counted and logged).
+        """
+        if self.redis is None:
+            return []
+        since = int((now - timedelta(days=8)).timestamp() * 1000)
         try:
-            reply = await self.redis().execute_command("TS.RANGE", key, since, "+")  # type: ignore[no-untyped-call]
+            close = await self._range(f"bars:{symbol}:60s:close", since)
+            volume = dict(await self._range(f"bars:{symbol}:60s:volume", since))
+        except RedisError as exc:
+            self.metrics.failures.labels(module=self.MODULE, reason="redis").inc()
+            log.warning("vpin_bar_history_unavailable", symbol=symbol, error=str(exc))
+            return []
+        return [(ts, c, volume[ts]) for ts, c in close if ts in volume]
+
+    async def _range(self, key: str, since_ms: int) -> list[tuple[int, float]]:
+        assert self.redis is not None  # checked by the caller
+        try:
+            reply = await self.redis().execute_command("TS.RANGE", self.key_prefix + key, since_ms, "+")  # type: ignore[no-untyped-call]
         except RedisError as exc:
             if "key does not exist" in str(exc).lower():
-                return None
-            self.metrics.failures.labels(module=self.MODULE, reason="redis").inc()
-            log.warning("vpin_adv_history_unavailable", symbol=symbol, error=str(exc))
-            return None
-        return adv_from_history([(int(ts), float(v)) for ts, v in reply])
+                return []
+            raise
+        return [(int(ts), float(value)) for ts, value in reply]
 
     async def tick(self) -> None:
         """The 10 s cadence: close quiet bars, start streams whose ADV is known, publish VPINs."""
@@ -254,6 +283,7 @@ class VpinService:
             "sigma": result.sigma,
             "open_bucket_volume": result.open_bucket_volume,
             "bars": result.bar_count,
+            "history_bars": state.history_bars,
             "unclassified_volume": result.unclassified_volume,
             "recent_vpin": result.vpin[-60:],
         }

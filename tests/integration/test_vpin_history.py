@@ -1,0 +1,113 @@
+"""VPIN after a restart: the stream starts with the stored 1-minute bars, not from nothing.
+
+``n = 50`` buckets of ``ADV / 50`` hold one ADV of volume, so a stream fed only by the bars
+of its own run published nothing for a whole session after every restart. Against the real
+Redis Stack: stored bars of three earlier sessions and of this morning (some of them the same
+minutes as this run's first trades), then this run's trades.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from redis.asyncio import Redis
+
+from quanticity.agents.analytics_config import AnalyticsConfig
+from quanticity.agents.analytics_micro import VpinService
+from quanticity.analytics.bars import ONE_MINUTE_NS, aggregate_ticks
+from quanticity.analytics.vpin import VPINConfig, compute_vpin
+from quanticity.observability.metrics import Metrics
+from quanticity.schemas import Tick
+from quanticity.settings import Settings
+from tests.conftest import Stack, unique
+from tests.unit.agents.test_analytics_micro import Clock, Recorder
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = Settings(_env_file=None, run_id="it")  # type: ignore[call-arg]
+RESTART = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)  # Tuesday 10:30 ET, an hour into the session
+SESSION_OPENS = [datetime(2026, 11, d, 14, 30, tzinfo=UTC) for d in (19, 20, 23)]  # Thu, Fri, Mon
+
+
+@pytest.fixture
+async def redis(stack: Stack) -> AsyncIterator[Redis]:
+    client = Redis.from_url(stack.redis_url)
+    yield client
+    await client.aclose()
+
+
+def _stored_bars(rng: np.random.Generator) -> list[tuple[int, float, float]]:
+    """(start ms, close, volume): three full sessions, then today from the open to 10:40 ET."""
+    starts = [o + timedelta(minutes=i) for o in SESSION_OPENS for i in range(390)]
+    starts += [RESTART - timedelta(hours=1) + timedelta(minutes=i) for i in range(70)]  # 09:30-10:39 ET
+    close = 600.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0008, len(starts))))
+    volume = rng.integers(50_000, 150_000, len(starts)).astype(float)
+    return [(int(t.timestamp() * 1000), float(c), float(v)) for t, c, v in zip(starts, close, volume, strict=True)]
+
+
+def _trades(rng: np.random.Generator, minutes: int) -> list[Tick]:
+    ticks, price = [], 600.0
+    for i in range(minutes * 20):
+        t = RESTART + timedelta(seconds=3.0 * i + 0.5)
+        price *= math.exp(rng.normal(0.0, 0.0004))
+        envelope = {
+            "record_id": f"t{i}",
+            "event_time": t,
+            "ingest_time": t,
+            "source": "sim",
+            "run_id": "t",
+            "mode": "sim",
+        }
+        ticks.append(
+            Tick(symbol="SPY", kind="trade", price=round(price, 2), size=float(rng.integers(100, 9000)), **envelope)
+        )
+    return ticks
+
+
+async def test_a_restarted_stream_starts_with_the_stored_bars_before_its_first_own_bar(redis: Redis) -> None:
+    rng = np.random.default_rng(11)
+    prefix = f"t{unique()}:"
+    stored = _stored_bars(rng)
+    for field, column in (("close", 1), ("volume", 2)):
+        key = f"{prefix}bars:SPY:60s:{field}"
+        await redis.execute_command("TS.CREATE", key, "DUPLICATE_POLICY", "LAST")
+        args = [part for row in stored for part in (key, row[0], row[column])]
+        await redis.execute_command("TS.MADD", *args)
+    emitter, metrics = Recorder(), Metrics()
+    clock = Clock(RESTART)
+    service = VpinService(
+        emitter,
+        metrics.analytics,
+        AnalyticsConfig(),
+        lambda: SETTINGS,
+        redis=lambda: redis,
+        key_prefix=prefix,
+        clock=clock,
+    )
+    ticks = _trades(rng, minutes=10)
+    for tick in ticks:
+        service.on_tick(tick)
+    clock.now = ticks[-1].event_time + timedelta(seconds=61)
+    await service.tick()
+
+    assert emitter.emitted, "no VPIN ten minutes after the restart"
+    doc = emitter.documents()[0]
+    # History: the complete sessions give the ADV; every stored bar before 10:30 ET (this run's
+    # first bar) comes first, the stored 10:30-10:39 bars are left out (this run's trades cover them).
+    assert doc["adv_source"] == "history"
+    adv = sum(v for _, _, v in stored[: 3 * 390]) / 3
+    assert doc["adv"] == pytest.approx(adv)
+    cut = int(RESTART.timestamp() * 1000)
+    before = [(c, v) for ts, c, v in stored if ts < cut]
+    assert doc["history_bars"] == len(before) == 3 * 390 + 60
+    times = np.array([int(t.event_time.timestamp() * 1e9) for t in ticks])
+    own = aggregate_ticks(times, [t.price for t in ticks], [t.size for t in ticks], interval_ns=ONE_MINUTE_NS)
+    volume = np.concatenate([[v for _, v in before], own.volume])
+    close = np.concatenate([[c for c, _ in before], own.close])
+    batch = compute_vpin(volume, close, VPINConfig(bucket_volume=adv / 50, window=50, sigma="rolling"))
+    assert doc["vpin"] == pytest.approx(batch.latest_vpin, rel=1e-12)
+    assert doc["bars"] == len(before) + len(own)
