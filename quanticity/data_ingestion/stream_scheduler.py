@@ -307,7 +307,22 @@ class StreamScheduler:
         return first + timedelta(seconds=job.offset_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then wait for the calls in flight."""
+        """Run until ``stop`` is set, then wait for the calls in flight.
+
+        Cancelled (the role stops), it cancels the calls in flight and waits for them before
+        it ends, so its caller may close the HTTP client after it: a call cut off by a closed
+        client used to end as a ``scheduled_call_failed`` error at every Ctrl-C.
+        """
+        try:
+            await self._run(stop)
+        except asyncio.CancelledError:
+            in_flight = list(self._tasks)
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            raise
+
+    async def _run(self, stop: asyncio.Event) -> None:
         start = self.clock.now()
         heap: list[tuple[datetime, int, Job]] = [
             (self._first_due(j, start), next(self._seq), j) for j in self.plan.jobs
@@ -319,9 +334,11 @@ class StreamScheduler:
             if wait > 0:
                 stopper = asyncio.ensure_future(stop.wait())
                 sleeper = asyncio.ensure_future(self.clock.sleep(wait))
-                await asyncio.wait({stopper, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
-                sleeper.cancel()
+                try:
+                    await asyncio.wait({stopper, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopper.cancel()
+                    sleeper.cancel()
                 continue
             heapq.heappop(heap)
             now = self.clock.now()

@@ -210,6 +210,37 @@ async def test_an_overloaded_process_keeps_one_queued_copy_per_call() -> None:
     assert sum(missed) > 20
 
 
+async def test_cancelling_the_scheduler_cancels_its_calls_in_flight_before_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stopping role cancels the scheduler and then closes the HTTP client: no call may still
+    be using the client then (each used to fail with "client has been closed", logged as an error)."""
+    cadence = CadenceSettings(
+        buckets={"q": BucketSettings(function="GLOBAL_QUOTE", watchlists=["w"], every_s=60, window="always")},
+    )
+    started = asyncio.Event()
+    outcome: list[str] = []
+
+    async def execute(call: Call) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)  # a request waiting on the server
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    scheduler = StreamScheduler(build_plan(cadence, {"w": ["SPY"]}), execute, VirtualClock(TUESDAY_10AM))
+    runner = asyncio.ensure_future(scheduler.run(asyncio.Event()))
+    await asyncio.wait_for(started.wait(), 5)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(runner, 5)  # a call left running would hold it: TimeoutError
+    # ended: the role may close the client now, nothing uses it any more
+    assert outcome == ["cancelled"] and scheduler.backlog == 0
+    await asyncio.sleep(0)
+    assert "scheduled_call_failed" not in caplog.text
+
+
 async def test_macro_jobs_call_their_own_function() -> None:
     """A MACRO bucket expands into one call per series, each with its function and maturity."""
     cadence = CadenceSettings(
