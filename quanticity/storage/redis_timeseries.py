@@ -410,7 +410,7 @@ async def _flushed(writer: asyncio.StreamWriter) -> None:
     if writer.transport.get_write_buffer_size() == 0:
         return
     transport = writer.transport
-    high, low = transport.get_write_buffer_limits()
+    low, high = transport.get_write_buffer_limits()  # asyncio returns (low, high)
     transport.set_write_buffer_limits(high=0, low=0)
     try:
         await writer.drain()
