@@ -14,6 +14,11 @@ How a request gets its slot:
   token, takes one token from both buckets *at* ``s``, and the caller sleeps until ``s``.
   Global slots are thus handed out first come, first served, with no thundering herd.
 
+A bucket whose recorded time lies further ahead of the server's clock than any booking can
+(``MAX_BOOKED_AHEAD_S``) records a clock that went back (a VM restored from a snapshot, a
+manual fix of the clock): it is taken as full at the server's now, with a warning, instead
+of making every request wait until the old time comes round again (hours, for a step of hours).
+
 Each bucket records the time of its last booked token and never books one earlier, so
 both buckets see their tokens taken in time order and the token-bucket guarantee holds
 exactly: over any window of T seconds a bucket grants at most ``rate * T + burst``
@@ -32,19 +37,24 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from quanticity.errors import RedisUnavailableError
 
+log = structlog.get_logger(__name__)
+
 GLOBAL_BUCKET = "global"  # lower case, so it can never collide with an (upper-case) function name
 
 # KEYS: the function's bucket, the global bucket. ARGV: ttl_ms (when idle), then rate_per_s
-# and burst of each. A bucket hash holds ``tokens`` left at time ``ts`` (``ts`` may be a
-# booked instant in the future). Returns {status, wait_s, tokens_fn, tokens_global}:
-# status 0 = granted now, 2 = granted at now + wait_s, 1 = refused (the function's bucket
-# is short; ask again after wait_s). Token levels are as of now; negative = booked ahead.
+# and burst of each, then the longest a booking may lie ahead (s). A bucket hash holds
+# ``tokens`` left at time ``ts`` (``ts`` may be a booked instant in the future). Returns
+# {status, wait_s, tokens_fn, tokens_global, reset}: status 0 = granted now, 2 = granted at
+# now + wait_s, 1 = refused (the function's bucket is short; ask again after wait_s). Token
+# levels are as of now; negative = booked ahead. ``reset``: 1 per bucket whose ``ts`` lay
+# beyond the longest booking (the server's clock went back), taken as full at now.
 # Floats go back as strings because Redis truncates Lua numbers to integers in replies.
 _SCRIPT = """
 local t = redis.call('TIME')
@@ -52,10 +62,16 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ttl = tonumber(ARGV[1])
 local rate = {tonumber(ARGV[2]), tonumber(ARGV[4])}
 local burst = {tonumber(ARGV[3]), tonumber(ARGV[5])}
+local ahead = tonumber(ARGV[6])
 local k, ts = {}, {}
+local reset = 0
 for i = 1, 2 do
   local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
   k[i], ts[i] = tonumber(state[1]), tonumber(state[2])
+  if k[i] ~= nil and ts[i] ~= nil and ts[i] - now > ahead then
+    k[i], ts[i] = nil, nil
+    reset = reset + 1
+  end
   if k[i] == nil or ts[i] == nil then
     k[i], ts[i] = burst[i], now
   end
@@ -79,7 +95,7 @@ end
 local own = ready(1)
 if own > now then
   local lv = now_levels()
-  return {1, tostring(own - now), tostring(lv[1]), tostring(lv[2])}
+  return {1, tostring(own - now), tostring(lv[1]), tostring(lv[2]), reset}
 end
 local slot = math.max(now, ready(2))
 for i = 1, 2 do
@@ -91,11 +107,15 @@ end
 local lv = now_levels()
 local status = 0
 if slot > now then status = 2 end
-return {status, tostring(slot - now), tostring(lv[1]), tostring(lv[2])}
+return {status, tostring(slot - now), tostring(lv[1]), tostring(lv[2]), reset}
 """
 _SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 # A refused waiter must find the token when it wakes: asyncio may fire a timer a hair early.
 _WAKE_MARGIN_S = 0.001
+#: No booking lies further ahead than this: at 8 requests/s it would take 2,400 requests
+#: queued for the global bucket, far more than any process keeps in flight. A bucket time
+#: beyond it can only come from a server clock that went back.
+MAX_BOOKED_AHEAD_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -210,8 +230,16 @@ class RateLimiter:
         # Idle keys may vanish once their bucket would be full again: absence means full.
         ttl_ms = math.ceil(1000 * (max(own.burst / own.rate_per_s, ceiling.burst / ceiling.rate_per_s) + 1))
         keys = [self.key(function), self.key(GLOBAL_BUCKET)]
-        args = [ttl_ms, own.rate_per_s, own.burst, ceiling.rate_per_s, ceiling.burst]
-        status, wait, *levels = await self._run(keys, args)
+        args = [ttl_ms, own.rate_per_s, own.burst, ceiling.rate_per_s, ceiling.burst, MAX_BOOKED_AHEAD_S]
+        status, wait, *levels, reset = await self._run(keys, args)
+        if int(reset):
+            log.warning(
+                "ratelimit_clock_went_back",
+                namespace=self.namespace,
+                function=function,
+                buckets_reset=int(reset),
+                detail=f"a bucket's booked time lay more than {MAX_BOOKED_AHEAD_S:.0f} s ahead of Redis's clock",
+            )
         names = (function, GLOBAL_BUCKET)
         tokens = {name: float(value) for name, value in zip(names, levels, strict=True)}
         for name, value in tokens.items():

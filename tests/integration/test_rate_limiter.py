@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
+import structlog
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -204,3 +205,28 @@ async def test_grants_are_spread_across_functions(redis_factory: Callable[..., R
     assert total <= bound(limits.global_bucket, 2.0)
     # Functions take turns at the saturated ceiling, whatever the number of waiters each has.
     assert min(shares[fn] for fn in "ABCD") >= 0.6 * total / 4
+
+
+async def test_a_bucket_time_far_ahead_of_the_server_clock_is_taken_as_a_clock_step_back(
+    redis_factory: Callable[..., Redis],
+) -> None:
+    """A booking never lies minutes ahead: a bucket time hours ahead of Redis's clock means the
+    clock went back (here: a bucket left by a run whose clock was 8 h ahead). Every request
+    used to wait until that time came round again; the bucket is now taken as full at now."""
+    redis = redis_factory()
+    limiter = RateLimiter(redis, AlphaVantageMetrics(CollectorRegistry()), key_prefix=f"t{unique()}:")
+    seconds, micros = await redis.time()
+    server_now = seconds + micros / 1e6
+    for bucket in (GLOBAL_BUCKET, "REALTIME_OPTIONS"):
+        await redis.hset(limiter.key(bucket), mapping={"tokens": -3, "ts": server_now + 8 * 3600})
+    with structlog.testing.capture_logs() as logs:
+        attempt = await limiter.reserve("REALTIME_OPTIONS")
+    assert attempt.granted and attempt.wait_s == 0.0, attempt
+    assert attempt.tokens == {"REALTIME_OPTIONS": pytest.approx(7.0), GLOBAL_BUCKET: pytest.approx(7.0)}
+    state = await redis.hgetall(limiter.key(GLOBAL_BUCKET))
+    assert abs(float(state[b"ts"]) - server_now) < 5.0
+    assert [e["buckets_reset"] for e in logs if e["event"] == "ratelimit_clock_went_back"] == [2]
+    # a booking a few seconds ahead is a booking, kept as it is
+    await redis.hset(limiter.key(GLOBAL_BUCKET), mapping={"tokens": -1, "ts": server_now + 3.0})
+    later = await limiter.reserve("TIME_SERIES_INTRADAY")
+    assert later.granted and later.limited_by == GLOBAL_BUCKET and 3.0 < later.wait_s < 5.0
