@@ -41,6 +41,32 @@ def _et_date(start_ns: int) -> date:
     return datetime.fromtimestamp(start_ns / 1e9, tz=ET).date()
 
 
+async def stored_minute_bars(
+    redis: Redis, key_prefix: str, symbol: str, since_ms: int
+) -> list[tuple[int, float, float]]:
+    """The stored 1-minute bars of ``symbol`` from ``since_ms`` on as ``(start ms, close, volume)``, oldest first.
+
+    ``bars:{symbol}:60s:close|volume`` (written by the store role, seven days); a minute with
+    a close and no volume counts as no volume; no stored series gives no bars.
+
+    Raises:
+        RedisError: Redis failed (not a missing series).
+    """
+    closes = await _stored_range(redis, f"{key_prefix}bars:{symbol}:60s:close", since_ms)
+    volumes = dict(await _stored_range(redis, f"{key_prefix}bars:{symbol}:60s:volume", since_ms))
+    return [(ts, close, volumes.get(ts, 0.0)) for ts, close in closes]
+
+
+async def _stored_range(redis: Redis, key: str, since_ms: int) -> list[tuple[int, float]]:
+    try:
+        reply = await redis.execute_command("TS.RANGE", key, since_ms, "+")  # type: ignore[no-untyped-call]
+    except RedisError as exc:
+        if "does not exist" in str(exc).lower():
+            return []
+        raise
+    return [(int(ts), float(v)) for ts, v in reply]
+
+
 @dataclass
 class SymbolBars:
     """One symbol's bars and session totals."""
@@ -183,22 +209,21 @@ class BarBook:
                 continue
             state.bootstrapped = True
             try:
-                close = await self._range(f"bars:{symbol}:60s:close", since)
-                volume = dict(await self._range(f"bars:{symbol}:60s:volume", since))
+                stored = await stored_minute_bars(self.redis(), self.key_prefix, symbol, since)
             except RedisError as exc:
                 state.bootstrapped = False  # try again on the next timer
                 self.metrics.failures.labels(module="bars", reason="redis").inc()
                 log.warning("bar_history_unavailable", symbol=symbol, error=str(exc))
                 continue
             held = state.start_1m[0] if state.start_1m else math.inf
-            older = [(ts, c) for ts, c in close if ts * 1_000_000 < held]
+            older = [bar for bar in stored if bar[0] * 1_000_000 < held]
             if not older:
                 continue
             merged = sorted(
                 zip(
-                    [ts * 1_000_000 for ts, _ in older] + list(state.start_1m),
-                    [c for _, c in older] + list(state.close_1m),
-                    [volume.get(ts, 0.0) for ts, _ in older] + list(state.volume_1m),
+                    [ts * 1_000_000 for ts, _, _ in older] + list(state.start_1m),
+                    [c for _, c, _ in older] + list(state.close_1m),
+                    [v for _, _, v in older] + list(state.volume_1m),
                     strict=True,
                 )
             )[-self.history_bars :]
@@ -207,16 +232,6 @@ class BarBook:
             state.volume_1m.clear()
             state.add_minutes([m[0] for m in merged], [m[1] for m in merged], [m[2] for m in merged])
             log.info("bar_history_loaded", symbol=symbol, bars=len(older))
-
-    async def _range(self, key: str, since_ms: int) -> list[tuple[int, float]]:
-        assert self.redis is not None  # checked by bootstrap
-        try:
-            reply = await self.redis().execute_command("TS.RANGE", self.key_prefix + key, since_ms, "+")  # type: ignore[no-untyped-call]
-        except RedisError as exc:
-            if "does not exist" in str(exc).lower():
-                return []
-            raise
-        return [(int(ts), float(v)) for ts, v in reply]
 
     def rolled_closes(self, symbol: str, minutes: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Closes of ``minutes``-minute bars rolled from the 1-minute bars: ``(interval index, close)``."""

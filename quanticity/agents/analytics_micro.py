@@ -31,6 +31,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from quanticity.agents.analytics_bars import stored_minute_bars
 from quanticity.agents.analytics_config import AnalyticsConfig
 from quanticity.agents.analytics_greeks import ET
 from quanticity.agents.analytics_sink import Emitter, Provenance, kernel_result
@@ -56,6 +57,7 @@ log = structlog.get_logger(__name__)
 
 SESSION_SECONDS = 6.5 * 3600.0
 _RECENT_IDS = 3  # input ids carried by a streaming result: the newest few
+_HISTORY_REREAD_S = 300.0  # stored bar history re-read at most this often while a symbol waits for ADV
 
 
 def _ns(t: datetime) -> int:
@@ -94,6 +96,8 @@ class _VpinSymbol:
     last_bar_start_ns: int = -1
     first_bar_start_ns: int | None = None  # the first bar this run fed: stored history stops before it
     history_bars: int = 0  # stored bars the stream started with
+    history: list[tuple[int, float, float]] = field(default_factory=list)  # stored bars read while waiting for ADV
+    history_read_at: datetime | None = None
     last_event: datetime | None = None
     last_ingest: datetime | None = None
     source: Source = "platform"
@@ -186,7 +190,7 @@ class VpinService:
         state.stream.update_many(volume, close)
 
     async def _resolve_adv(self, symbol: str, state: _VpinSymbol, now: datetime) -> None:
-        history = await self._history(symbol, now)
+        history = await self._history(symbol, state, now)
         adv, source = self.config.average_daily_volume.get(symbol), "config"
         if adv is None and history:
             adv, source = adv_from_history([(ts, volume) for ts, _, volume in history]), "history"
@@ -197,6 +201,8 @@ class VpinService:
                 adv, source = traded / elapsed, "session_so_far"
         if adv is None or not adv > 0.0:
             return
+        if state.history_read_at != now:  # decided on an earlier read: prime from the store as it is now
+            history = await self._history(symbol, state, now, reread=True)
         vpin_config = VPINConfig(
             bucket_volume=bucket_volume_from_adv(adv, self.config.vpin_bucket_divisor),
             window=self.config.vpin_window_buckets,
@@ -210,38 +216,37 @@ class VpinService:
         if primed:
             state.stream.update_many([volume for _, volume in primed], [close for close, _ in primed])
         state.history_bars = len(primed)
+        state.history = []  # primed: not needed any more
         if state.pending_volume:
             state.stream.update_many(state.pending_volume, state.pending_close)
         state.pending_volume.clear()
         state.pending_close.clear()
         log.info("vpin_started", symbol=symbol, adv=round(adv), adv_source=source, history_bars=len(primed))
 
-    async def _history(self, symbol: str, now: datetime) -> list[tuple[int, float, float]]:
-        """The stored 1-minute bars of the last eight days as ``(start ms, close, volume)``, oldest first.
+    async def _history(
+        self, symbol: str, state: _VpinSymbol, now: datetime, *, reread: bool = False
+    ) -> list[tuple[int, float, float]]:
+        """The stored 1-minute bars of the last eight days (``analytics_bars.stored_minute_bars``).
 
-        Empty without Redis, without stored bars, or when Redis fails (counted and logged).
+        Read at most once per ``_HISTORY_REREAD_S`` while the symbol waits for an ADV (it
+        may wait a whole pre-market, and the stored week does not change every 10 s), unless
+        ``reread``. Empty without Redis, without stored bars, or when Redis fails (counted
+        and logged).
         """
         if self.redis is None:
             return []
+        last = state.history_read_at
+        if not reread and last is not None and (now - last).total_seconds() < _HISTORY_REREAD_S:
+            return state.history
         since = int((now - timedelta(days=8)).timestamp() * 1000)
         try:
-            close = await self._range(f"bars:{symbol}:60s:close", since)
-            volume = dict(await self._range(f"bars:{symbol}:60s:volume", since))
+            state.history = await stored_minute_bars(self.redis(), self.key_prefix, symbol, since)
         except RedisError as exc:
             self.metrics.failures.labels(module=self.MODULE, reason="redis").inc()
             log.warning("vpin_bar_history_unavailable", symbol=symbol, error=str(exc))
             return []
-        return [(ts, c, volume[ts]) for ts, c in close if ts in volume]
-
-    async def _range(self, key: str, since_ms: int) -> list[tuple[int, float]]:
-        assert self.redis is not None  # checked by the caller
-        try:
-            reply = await self.redis().execute_command("TS.RANGE", self.key_prefix + key, since_ms, "+")  # type: ignore[no-untyped-call]
-        except RedisError as exc:
-            if "key does not exist" in str(exc).lower():
-                return []
-            raise
-        return [(int(ts), float(value)) for ts, value in reply]
+        state.history_read_at = now
+        return state.history
 
     async def tick(self) -> None:
         """The 10 s cadence: close quiet bars, start streams whose ADV is known, publish VPINs."""

@@ -85,8 +85,8 @@ class Stores:
 
     @classmethod
     def build(cls, ctx: RoleContext) -> Stores:
-        prefix = ctx.settings.current.redis.key_prefix
         writer = ctx.timeseries_writer()
+        prefix = writer.key_prefix
         return cls(
             UnderlyingQuoteStore(writer),
             OptionChainStore(writer),

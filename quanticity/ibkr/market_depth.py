@@ -38,7 +38,7 @@ DEPTH_ERROR_CODES: Final = frozenset({309, 310, 316, 317, 10092, 2152})
 class _Slot:
     venue: DepthVenue
     contract: Contract
-    ticker: Ticker | None
+    ticker: Ticker
     since: float
     last_publish: float = 0.0
     failed: bool = False
@@ -157,8 +157,7 @@ class DepthRotator:
         which nothing publishes once the slot is gone.
         """
         ib = self.conn.ib
-        ticker = slot.ticker if slot.ticker is not None else ib.ticker(slot.contract)
-        req_id = ib.wrapper.endTicker(ticker, "mktDepth") if ticker is not None else 0
+        req_id = ib.wrapper.endTicker(slot.ticker, "mktDepth")
         if req_id:
             ib.client.cancelMktDepth(req_id, False)
         else:
@@ -196,7 +195,7 @@ class DepthRotator:
     def _publish_books(self) -> None:
         now = self.clock()
         for slot in self._slots:
-            if slot.ticker is None or now - slot.last_publish < self.settings.snapshot_interval_s:
+            if now - slot.last_publish < self.settings.snapshot_interval_s:
                 continue
             snapshot = depth_snapshot(slot.venue, slot.ticker, self.settings.rows, self.stamp)
             if snapshot is None:

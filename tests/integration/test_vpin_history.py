@@ -111,3 +111,57 @@ async def test_a_restarted_stream_starts_with_the_stored_bars_before_its_first_o
     batch = compute_vpin(volume, close, VPINConfig(bucket_volume=adv / 50, window=50, sigma="rolling"))
     assert doc["vpin"] == pytest.approx(batch.latest_vpin, rel=1e-12)
     assert doc["bars"] == len(before) + len(own)
+
+
+async def test_a_symbol_waiting_for_its_adv_reads_the_store_once_per_interval_and_primes_from_a_fresh_read(
+    redis: Redis,
+) -> None:
+    """Before 2% of the session has passed the ADV is unknown (no complete stored session, none
+    configured): the stored bars are read once, not on every 10 s tick; when the ADV becomes
+    known, the stream primes from a new read, which sees the bars stored meanwhile."""
+    rng = np.random.default_rng(5)
+    prefix = f"t{unique()}:"
+    opened = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+    reads = 0
+
+    def client() -> Redis:
+        nonlocal reads
+        reads += 1
+        return redis
+
+    clock = Clock(opened + timedelta(minutes=6, seconds=5))
+    config = AnalyticsConfig(vpin_adv_min_session_fraction=0.02)
+    service = VpinService(
+        Recorder(), Metrics().analytics, config, lambda: SETTINGS, redis=client, key_prefix=prefix, clock=clock
+    )
+    for i in range(6 * 60):  # 09:30-09:36 ET, a trade a second
+        t = opened + timedelta(seconds=i + 0.5)
+        envelope = {
+            "record_id": f"t{i}",
+            "event_time": t,
+            "ingest_time": t,
+            "source": "sim",
+            "run_id": "t",
+            "mode": "sim",
+        }
+        service.on_tick(Tick(symbol="SPY", kind="trade", price=600.0 + i % 7 * 0.01, size=100.0, **envelope))
+    for _ in range(11):  # 09:36:05 ... 09:37:45: 1.5-1.9% of the session, no ADV yet
+        await service.tick()
+        clock.now += timedelta(seconds=10)
+    assert service.symbols["SPY"].stream is None and reads == 1
+    # Yesterday's first 200 minutes are stored meanwhile (not a complete session: no ADV from them).
+    day = opened - timedelta(days=1)
+    for field, values in (("close", 600.0 + rng.normal(0, 0.5, 200)), ("volume", rng.integers(1_000, 9_000, 200))):
+        key = f"{prefix}bars:SPY:60s:{field}"
+        args = [
+            part
+            for i, v in enumerate(values)
+            for part in (key, int((day + timedelta(minutes=i)).timestamp() * 1000), float(v))
+        ]
+        await redis.execute_command("TS.CREATE", key)
+        await redis.execute_command("TS.MADD", *args)
+    clock.now = opened + timedelta(minutes=8, seconds=5)  # 2.1% of the session: the ADV from the session so far
+    await service.tick()
+    state = service.symbols["SPY"]
+    assert state.stream is not None and state.adv_source == "session_so_far"
+    assert reads == 2 and state.history_bars == 200
