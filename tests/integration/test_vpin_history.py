@@ -49,22 +49,25 @@ def _stored_bars(rng: np.random.Generator) -> list[tuple[int, float, float]]:
     return [(int(t.timestamp() * 1000), float(c), float(v)) for t, c, v in zip(starts, close, volume, strict=True)]
 
 
+def _trade(i: int, t: datetime, price: float, size: float) -> Tick:
+    envelope = {"record_id": f"t{i}", "event_time": t, "ingest_time": t, "source": "sim", "run_id": "t", "mode": "sim"}
+    return Tick(symbol="SPY", kind="trade", price=price, size=size, **envelope)
+
+
+async def _store_bars(redis: Redis, prefix: str, bars: list[tuple[int, float, float]]) -> None:
+    """``(start ms, close, volume)`` into ``bars:SPY:60s:close|volume``, as the store role keeps them."""
+    for field, column in (("close", 1), ("volume", 2)):
+        key = f"{prefix}bars:SPY:60s:{field}"
+        await redis.execute_command("TS.CREATE", key, "DUPLICATE_POLICY", "LAST")
+        await redis.execute_command("TS.MADD", *[part for row in bars for part in (key, row[0], row[column])])
+
+
 def _trades(rng: np.random.Generator, minutes: int) -> list[Tick]:
     ticks, price = [], 600.0
     for i in range(minutes * 20):
         t = RESTART + timedelta(seconds=3.0 * i + 0.5)
         price *= math.exp(rng.normal(0.0, 0.0004))
-        envelope = {
-            "record_id": f"t{i}",
-            "event_time": t,
-            "ingest_time": t,
-            "source": "sim",
-            "run_id": "t",
-            "mode": "sim",
-        }
-        ticks.append(
-            Tick(symbol="SPY", kind="trade", price=round(price, 2), size=float(rng.integers(100, 9000)), **envelope)
-        )
+        ticks.append(_trade(i, t, round(price, 2), float(rng.integers(100, 9000))))
     return ticks
 
 
@@ -72,11 +75,7 @@ async def test_a_restarted_stream_starts_with_the_stored_bars_before_its_first_o
     rng = np.random.default_rng(11)
     prefix = f"t{unique()}:"
     stored = _stored_bars(rng)
-    for field, column in (("close", 1), ("volume", 2)):
-        key = f"{prefix}bars:SPY:60s:{field}"
-        await redis.execute_command("TS.CREATE", key, "DUPLICATE_POLICY", "LAST")
-        args = [part for row in stored for part in (key, row[0], row[column])]
-        await redis.execute_command("TS.MADD", *args)
+    await _store_bars(redis, prefix, stored)
     emitter, metrics = Recorder(), Metrics()
     clock = Clock(RESTART)
     service = VpinService(
@@ -136,30 +135,22 @@ async def test_a_symbol_waiting_for_its_adv_reads_the_store_once_per_interval_an
     )
     for i in range(6 * 60):  # 09:30-09:36 ET, a trade a second
         t = opened + timedelta(seconds=i + 0.5)
-        envelope = {
-            "record_id": f"t{i}",
-            "event_time": t,
-            "ingest_time": t,
-            "source": "sim",
-            "run_id": "t",
-            "mode": "sim",
-        }
-        service.on_tick(Tick(symbol="SPY", kind="trade", price=600.0 + i % 7 * 0.01, size=100.0, **envelope))
+        service.on_tick(_trade(i, t, 600.0 + i % 7 * 0.01, 100.0))
     for _ in range(11):  # 09:36:05 ... 09:37:45: 1.5-1.9% of the session, no ADV yet
         await service.tick()
         clock.now += timedelta(seconds=10)
     assert service.symbols["SPY"].stream is None and reads == 1
     # Yesterday's first 200 minutes are stored meanwhile (not a complete session: no ADV from them).
     day = opened - timedelta(days=1)
-    for field, values in (("close", 600.0 + rng.normal(0, 0.5, 200)), ("volume", rng.integers(1_000, 9_000, 200))):
-        key = f"{prefix}bars:SPY:60s:{field}"
-        args = [
-            part
-            for i, v in enumerate(values)
-            for part in (key, int((day + timedelta(minutes=i)).timestamp() * 1000), float(v))
-        ]
-        await redis.execute_command("TS.CREATE", key)
-        await redis.execute_command("TS.MADD", *args)
+    yesterday = [
+        (
+            int((day + timedelta(minutes=i)).timestamp() * 1000),
+            600.0 + float(rng.normal(0, 0.5)),
+            float(rng.integers(1_000, 9_000)),
+        )
+        for i in range(200)
+    ]
+    await _store_bars(redis, prefix, yesterday)
     clock.now = opened + timedelta(minutes=8, seconds=5)  # 2.1% of the session: the ADV from the session so far
     await service.tick()
     state = service.symbols["SPY"]
