@@ -6,9 +6,11 @@ new data and the samples' timestamps advance as in production (a 1-minute compac
 closes every fifth poll). Stages per iteration:
 
 - ours: ``normalize`` of the CSV body (pyarrow) → ``encode_record`` of every snapshot (the
-  bytes that go on the ``quotes`` topic) → ``OptionChainStore.store`` (a ``TS.MADD`` of a
-  ``mark`` and an ``iv`` sample per contract up to 60 DTE and a ``SET`` of the chain
-  document, per expiry, all over one connection in one round trip);
+  bytes that go on the ``quotes`` topic) → ``publish``: the records sent to ``quotes`` on the
+  embedded broker, with the ingest role's producer settings, until the broker acknowledged
+  every one → ``OptionChainStore.store`` (a ``TS.MADD`` of a ``mark`` and an ``iv`` sample
+  per contract up to 60 DTE and a ``SET`` of the chain document, per expiry, all over one
+  connection in one round trip);
 - baseline: stdlib ``json.loads`` of the JSON body → per-key redis-py ``TS.ADD`` of ``mark``
   and ``iv`` for every contract up to 60 DTE, in one pipeline;
 - floor: the Redis server's own time for our commands (``INFO commandstats``): ``TS.MADD``
@@ -21,15 +23,26 @@ closes every fifth poll). Stages per iteration:
   the server (the store computes the compactions itself and writes them when a bucket closes).
 
 Also printed, outside the total: ``decode``, the store role's ``decode_record`` of the wire
-bytes (the broker hop itself is not measured).
+bytes.
+
+The total above is the stages back to back in one process, the store writing a poll's
+snapshots in one call. The production path differs: the store role consumes the records from
+the broker as they arrive and group-commits them (the chains that queue while a write is in
+flight go out together, with their ingestion-index entries). ``--store-role POLLS`` also
+measures that path: the ``store`` role runs as ``quanticity worker --role store`` in a
+process of its own, this process normalizes, encodes and publishes each poll (one per second
+after the previous one is stored), and the time runs from the HTTP body to Redis announcing
+the ``SET`` of the poll's last chain document (keyspace notifications; the records of a
+symbol keep their order on one partition, and each document is written after its samples).
 
 The set-up (the simulated market, every poll's bodies) is frozen out of the garbage
 collector's full collections, as the platform freezes its start-up state: otherwise a
 collection that walks it lands in a timed stage now and then.
 
-Run: ``PYTHONPATH=. python bench/ingest_chain.py [iterations]``. It starts its own Redis Stack
-(embedded binaries, AOF on as in the embedded runtime) on a free port and stops it. Report
-ratios from one run: this machine is shared and noisy.
+Run: ``PYTHONPATH=. python bench/ingest_chain.py [iterations] [--store-role POLLS]``. It
+starts its own broker and Redis Stack (embedded binaries, AOF on, the ``dev`` broker profile,
+as ``make run``) on free ports and stops them. Report ratios from one run: this machine is
+shared and noisy.
 """
 
 from __future__ import annotations
@@ -38,20 +51,25 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from bench.common import cpu_seconds, embedded_runtime
+from bench.common import ROOT, cpu_seconds, embedded_runtime
 from quanticity.data_ingestion.normalizer import NormalizeContext, normalize
 from quanticity.observability.gc_pauses import freeze_long_lived
 from quanticity.observability.metrics import Metrics
+from quanticity.runtime.embedded import EmbeddedRuntime
+from quanticity.runtime.process import ChildProcess
 from quanticity.schemas import OptionChainSnapshot
 from quanticity.schemas.codec import decode_record, encode_record
+from quanticity.settings.model import KafkaSettings
 from quanticity.simulation.alphavantage import formats
 from quanticity.simulation.market import SimulatedMarket
 from quanticity.storage.option_store import (
@@ -67,11 +85,17 @@ from quanticity.storage.redis_timeseries import (
     SampleBatch,
     TimeSeriesWriter,
 )
+from quanticity.topology.admin import ensure_topics
+from quanticity.topology.broker_profile import producer_options
 from quanticity.topology.registry import TopicRegistry
 
 T0 = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)  # a Tuesday, 10:30 New York: mid-session
 CADENCE = timedelta(seconds=12)
 WARM_UPS = 2  # series creation and first-use paths
+TOPIC_PREFIX = "bench-"
+STORE_ROLE_TOPIC_PREFIX = "role-"
+STORE_ROLE_PREFIX = "role:"  # the store role's keys, apart from the in-process store's "ours:"
+MAX_REQUEST_BYTES = 8 * 1024 * 1024  # a produce request may carry a whole expiry's record
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -129,7 +153,8 @@ def _snapshots(at: datetime, csv_body: bytes) -> list[OptionChainSnapshot]:
 
 async def _rules_share(redis: Redis, polls: list[tuple[datetime, bytes, bytes]]) -> tuple[list[float], list[float]]:
     """Server time of the polls' raw samples replayed into series with the 1 m + 5 m rules, and without any."""
-    with_rules, without = [], []
+    with_rules: list[float] = []
+    without: list[float] = []
     for prefix, client_compaction in (("rules:", False), ("bare:", True)):
         writer = TimeSeriesWriter(redis, Metrics(), prefix)
         for n, (at, csv_body, _) in enumerate(polls):
@@ -151,21 +176,37 @@ async def _rules_share(redis: Redis, polls: list[tuple[datetime, bytes, bytes]])
     return with_rules, without
 
 
-async def run(iterations: int, in_flight: int) -> None:
+async def _publish(producer: AIOKafkaProducer, topic: str, wire: list[bytes]) -> None:
+    """Send a poll's records as the ingest role does (all sent, then every acknowledgement awaited)."""
+    acks = [await producer.send(topic, value, key=b"SPY") for value in wire]
+    await asyncio.gather(*acks)
+
+
+async def run(iterations: int, in_flight: int, store_role: int) -> None:
     polls = _bodies(iterations + WARM_UPS)
     first = polls[0]
     print(
         f"SPY chain at {first[0]:%H:%M:%S} + {CADENCE.seconds} s per poll: CSV {len(first[1]) / 1e6:.2f} MB, "
         f"JSON {len(first[2]) / 1e6:.2f} MB"
     )
-    models = TopicRegistry().spec("quotes").models
+    registry = TopicRegistry(prefix=TOPIC_PREFIX)
+    models = registry.spec("quotes").models
     with tempfile.TemporaryDirectory() as home:
-        runtime = embedded_runtime(Path(home), with_broker=False)
+        runtime = embedded_runtime(Path(home), with_broker=True)
         await runtime.start(watch=False)
+        await ensure_topics(runtime.bootstrap, registry)
         redis = Redis.from_url(runtime.redis_url)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=runtime.bootstrap,
+            **producer_options(KafkaSettings(bootstrap=runtime.bootstrap)),  # dev: the embedded broker's profile
+            max_request_size=MAX_REQUEST_BYTES,
+        )
+        await producer.start()
+        quotes = registry.broker_name("quotes")
         freeze_long_lived("benchmark set up")  # as the roles do after start-up (quanticity/app/platform.py)
         try:
-            ours: dict[str, list[float]] = {"normalize": [], "encode": [], "store": [], "total": []}
+            stages = ("normalize", "encode", "publish", "store", "total")
+            ours: dict[str, list[float]] = {stage: [] for stage in stages}
             decode: list[float] = []
             baseline: list[float] = []
             floor: dict[str, list[float]] = {"ts.madd": [], "documents": []}
@@ -183,22 +224,24 @@ async def run(iterations: int, in_flight: int) -> None:
                 t1 = time.perf_counter()
                 wire = [encode_record(s) for s in snapshots]
                 t2 = time.perf_counter()
-                written = await store.store(snapshots)
+                await _publish(producer, quotes, wire)
                 t3 = time.perf_counter()
+                written = await store.store(snapshots)
+                t4 = time.perf_counter()
                 after = await _server_usec(redis)
                 if i >= WARM_UPS:
                     redis_cpu += cpu_seconds(redis_pid) - cpu_before
-                t4 = time.perf_counter()
+                t5 = time.perf_counter()
                 for raw in wire:
                     decode_record("quotes", raw, models)
-                t5 = time.perf_counter()
+                t6 = time.perf_counter()
                 if i >= WARM_UPS:
-                    for stage, value in zip(ours, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+                    for stage, value in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0), strict=True):
                         ours[stage].append(value)
                     floor["ts.madd"].append((after["ts.madd"] - before["ts.madd"]) / 1e6)
                     documents = sum(after[name] - before[name] for name in ("set", "json.set"))
                     floor["documents"].append(documents / 1e6)
-                    decode.append(t5 - t4)
+                    decode.append(t6 - t5)
                 document_count = len(snapshots)
                 samples, contracts = written.written, sum(len(s.strike) for s in snapshots)
                 elapsed = await _baseline(redis, json_body, at)
@@ -225,9 +268,95 @@ async def run(iterations: int, in_flight: int) -> None:
                 f"ours vs baseline: {b50 / p50:.1f}x at p50, {b99 / p99:.1f}x at p99 (same run); "
                 f"target p99 <= 50 ms: {'met' if p99 <= 0.050 else 'NOT met'}"
             )
+            if store_role:
+                polls = _bodies(store_role + WARM_UPS)
+                role_registry = TopicRegistry(prefix=STORE_ROLE_TOPIC_PREFIX)  # none of the records above
+                await ensure_topics(runtime.bootstrap, role_registry)
+                topic = role_registry.broker_name("quotes")
+                latencies = await _through_store_role(runtime, Path(home), redis, producer, topic, polls)
+                print(
+                    _line(
+                        "store role",
+                        latencies,
+                        "(HTTP body → the poll's last chain document in Redis, via the broker and the store role)",
+                    )
+                )
         finally:
+            await producer.stop()
             await redis.aclose()
             runtime.stop_processes()
+
+
+async def _through_store_role(
+    runtime: EmbeddedRuntime,
+    home: Path,
+    redis: Redis,
+    producer: AIOKafkaProducer,
+    topic: str,
+    polls: list[tuple[datetime, bytes, bytes]],
+) -> list[float]:
+    """Per poll after the warm-ups: HTTP body → the last chain document ``SET`` by the store role in its own process."""
+    worker = _start_store_worker(runtime, home)
+    pubsub = redis.pubsub()
+    try:
+        await redis.config_set("notify-keyspace-events", "K$")
+        stored: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+        await pubsub.psubscribe(f"__keyspace@0__:{STORE_ROLE_PREFIX}chains:SPY:*")
+
+        async def listen() -> None:
+            async for message in pubsub.listen():
+                if message["type"] == "pmessage" and message["data"] == b"set":
+                    await stored.put((message["channel"].decode().rsplit(":", 1)[-1], time.perf_counter()))
+
+        listener = asyncio.create_task(listen())
+        latencies = []
+        try:
+            for i, (at, csv_body, _) in enumerate(polls):
+                while not stored.empty():  # a document written again (a redelivery) is not this poll's
+                    stored.get_nowait()
+                t0 = time.perf_counter()
+                snapshots = _snapshots(at, csv_body)
+                await _publish(producer, topic, [encode_record(s) for s in snapshots])
+                last = snapshots[-1].expiry.isoformat()
+                # The first poll waits for the worker's start-up and its creation of every series.
+                timeout_s = 180.0 if i == 0 else 30.0
+                async with asyncio.timeout(timeout_s):
+                    while True:
+                        expiry, when = await stored.get()
+                        if expiry == last:
+                            break
+                if i >= WARM_UPS:
+                    latencies.append(when - t0)
+                await asyncio.sleep(1.0)  # the store role idles between polls, as at the 12 s cadence
+        except TimeoutError as exc:
+            log = home / "store-worker.log"
+            raise RuntimeError(f"the store role stored no chain document in time: see {log}") from exc
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        return latencies
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        worker.stop(timeout_s=30)
+
+
+def _start_store_worker(runtime: EmbeddedRuntime, home: Path) -> ChildProcess:
+    """``quanticity worker --role store`` on the embedded servers, in a process of its own (dies with this one)."""
+    env = {
+        "QUANTICITY_KAFKA__BOOTSTRAP": runtime.bootstrap,
+        "QUANTICITY_KAFKA__TOPIC_PREFIX": STORE_ROLE_TOPIC_PREFIX,
+        "QUANTICITY_REDIS__URL": runtime.redis_url,
+        "QUANTICITY_REDIS__KEY_PREFIX": STORE_ROLE_PREFIX,
+        "QUANTICITY_EMBEDDED__HOME": str(home / "worker"),
+        "QUANTICITY_OBSERVABILITY__METRICS_PORT": "0",
+        "QUANTICITY_OBSERVABILITY__TEXTFILE_DIR": str(home / "worker-metrics"),
+        "QUANTICITY_DEMO__ENABLED": "false",
+    }
+    argv = [sys.executable, "-m", "quanticity.cli.main", "--config-dir", str(ROOT / "config")]
+    argv += ["--env-file", str(home / "none.env"), "worker", "--role", "store"]
+    worker = ChildProcess("store-worker", argv, home / "store-worker.log", env)
+    worker.start()
+    return worker
 
 
 def main() -> None:
@@ -239,12 +368,21 @@ def main() -> None:
         default=DEFAULT_MAX_SAMPLES_IN_FLIGHT,
         help="TS.MADD samples sent and not answered at once (redis.madd_max_samples_in_flight)",
     )
+    parser.add_argument(
+        "--store-role",
+        type=int,
+        default=0,
+        metavar="POLLS",
+        help="also time this many polls through the broker and the store role in its own process",
+    )
     args = parser.parse_args()
     if args.iterations < 1:
         parser.error(f"iterations must be at least 1, not {args.iterations}")
     if args.in_flight < 1:
         parser.error(f"--in-flight must be at least 1, not {args.in_flight}")
-    asyncio.run(run(args.iterations, args.in_flight))
+    if args.store_role < 0:
+        parser.error(f"--store-role must be 0 or more polls, not {args.store_role}")
+    asyncio.run(run(args.iterations, args.in_flight, args.store_role))
 
 
 if __name__ == "__main__":

@@ -4,15 +4,25 @@ One agent per topic, each thin: decode, hand the record to its store, update the
 ingestion index. Invalid records go to the dead-letter topic. When Redis is down the
 agent retries the same message with backoff until it is back, so nothing is acknowledged
 unstored.
+
+Option chains on ``quotes`` are group-committed (``ChainWriter``): a chain is handed to
+a writer that writes at once when idle, and while a write is in flight the chains that
+arrive meanwhile queue up and go out together in the next store call, their index entries
+in one round trip. A SPY poll is ~31 chain records (one per expiry) arriving within a few
+milliseconds, and one call per record paid a round trip and the call's fixed cost ~31
+times (docs/benchmarks.md, the ingest chain's session 11). Nothing waits for a batch to fill.
+The agent acknowledges by hand (``noack``), each event once it is written, in offset
+order, and every other record on the topic waits until the chains before it are written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import structlog
@@ -39,7 +49,7 @@ from quanticity.schemas.codec import decode_record
 from quanticity.storage import reference_store as refs
 from quanticity.storage.ibkr_depth_store import DepthStore
 from quanticity.storage.ibkr_marketstore import IbkrMarketStore
-from quanticity.storage.ingestion_index import IngestionIndex, freshness_of
+from quanticity.storage.ingestion_index import IndexEntry, IngestionIndex, freshness_of
 from quanticity.storage.option_store import OptionChainStore
 from quanticity.storage.quote_store import UnderlyingQuoteStore
 from quanticity.tables import latest_quotes
@@ -49,6 +59,11 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 _RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _STALE_AFTER = timedelta(seconds=30)
+#: At most this many chains in one store call; the agent stops reading while this many wait.
+CHAIN_RUN_MAX = 256
+#: At stop, how long the chains still waiting may take to be written (those that do not
+#: make it are not acknowledged, so the next consumer writes them).
+_DRAIN_AT_STOP_S = 5.0
 
 
 async def retry_redis(operation: Callable[[], Awaitable[T]], what: str, record: Record, ctx: RoleContext) -> T:
@@ -172,21 +187,23 @@ class StoreHandlers:
             self.table[quote.symbol] = latest_quotes.table_value(quote)
 
     async def on_chain(self, chain: OptionChainSnapshot) -> None:
-        expiry = chain.expiry.isoformat()
-        await retry_redis(lambda: self.stores.options.store([chain]), "store_chain", chain, self.ctx)
-        await retry_redis(
-            lambda: self.stores.index.record(
+        await self.on_chains([chain])
+
+    async def on_chains(self, chains: Sequence[OptionChainSnapshot]) -> None:
+        """Chains in one store call (one round trip), then their index entries in one more."""
+        await retry_redis(lambda: self.stores.options.store(chains), "store_chain", chains[0], self.ctx)
+        entries = [
+            IndexEntry(
                 chain.symbol,
-                f"options:{expiry}",
-                keys=f"options:{chain.symbol}:{expiry}:*",
-                event_time=chain.event_time,
-                source=chain.source,
-                freshness=freshness_of(chain.flags),
-            ),
-            "index",
-            chain,
-            self.ctx,
-        )
+                f"options:{chain.expiry.isoformat()}",
+                f"options:{chain.symbol}:{chain.expiry.isoformat()}:*",
+                chain.event_time,
+                chain.source,
+                freshness_of(chain.flags),
+            )
+            for chain in chains
+        ]
+        await retry_redis(lambda: self.stores.index.record_many(entries), "index", chains[0], self.ctx)
 
     async def on_bar(self, bar: Bar) -> None:
         if bar.source == "ibkr":
@@ -231,41 +248,181 @@ class StoreHandlers:
 
     def for_topic(self, topic: str, role: str) -> Callable[[Any], Awaitable[None]]:
         """The event handler of one topic: decode, meter, dispatch by record type."""
+        decode, stored = self.meters(topic, role)
+
+        async def handle(event: Any) -> None:
+            record = decode(event)
+            await self.dispatch(record)
+            stored(record)
+
+        return handle
+
+    def meters(self, topic: str, role: str) -> tuple[Callable[[Any], Record], Callable[[Record], None]]:
+        """Decode-and-count an event, and note a record stored (ingest → stored latency)."""
         spec = self.ctx.registry.spec(topic)
         consumed = self.ctx.metrics.topic_consumed.labels(topic=topic, role=role)
         lag = self.ctx.metrics.topic_consume_lag.labels(topic=topic, role=role)
         ingestion_latency = self.ctx.metrics.ingestion_latency
 
-        async def handle(event: Any) -> None:
+        def decode(event: Any) -> Record:
             record = decode_record(topic, event.value, spec.models)
             consumed.inc()
             lag.observe(max((utc_now() - record.ingest_time).total_seconds(), 0.0))
-            handler = self.by_type.get(type(record))
-            if handler is None:
-                return  # a declared record type this role does not store; counted as consumed
-            await handler(record)
+            return record
+
+        def stored(record: Record) -> None:
             ingestion_latency.labels(source=record.source).observe(
                 max(time.time() - record.ingest_time.timestamp(), 0.0)
             )
 
-        return handle
+        return decode, stored
+
+    async def dispatch(self, record: Record) -> None:
+        handler = self.by_type.get(type(record))
+        if handler is not None:  # else a declared record type this role does not store; counted as consumed
+            await handler(record)
+
+
+class ChainWriter:
+    """Group commit of the option chains of one topic's agent, which acknowledges by hand.
+
+    ``submit`` queues a chain and starts a write if none is running; a write takes every
+    chain queued (up to ``CHAIN_RUN_MAX``) into one store call, then acknowledges their
+    events in order and takes the next run, until none is left. A run that fails other
+    than on Redis (which is retried until it is back) is logged, counted and handled again
+    chain by chain, so only the chain at fault is dead-lettered.
+
+    Args:
+        ack: acknowledges one event (the agent's stream's ``ack``).
+    """
+
+    def __init__(
+        self,
+        handlers: StoreHandlers,
+        topic: str,
+        role: str,
+        sink: DeadLetterSink,
+        ack: Callable[[Any], Awaitable[Any]],
+    ) -> None:
+        self.handlers = handlers
+        self.topic = topic
+        self.role = role
+        self.sink = sink
+        self.ack = ack
+        _, self.stored = handlers.meters(topic, role)
+        self.fallbacks = handlers.ctx.metrics.store_batch_fallbacks.labels(role=role)
+        self.run_sizes = handlers.ctx.metrics.store_chain_batch
+        self._queued: list[tuple[Any, OptionChainSnapshot]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def submit(self, event: Any, chain: OptionChainSnapshot) -> None:
+        """Queue a chain for writing; waits only while ``CHAIN_RUN_MAX`` chains are queued already."""
+        self._queued.append((event, chain))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_all())
+        if len(self._queued) >= CHAIN_RUN_MAX:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until every queued chain is written and acknowledged.
+
+        Raises:
+            Exception: whatever the write raised that it could not handle (a defect); the
+                chains not acknowledged are delivered again.
+        """
+        while self._writing is not None:
+            writing = self._writing
+            try:
+                await writing
+            finally:
+                if self._writing is writing:
+                    self._writing = None
+
+    async def stop(self) -> None:
+        """Write what is queued, for at most ``_DRAIN_AT_STOP_S``; what is left stays unacknowledged."""
+        try:
+            async with asyncio.timeout(_DRAIN_AT_STOP_S):
+                await self.drain()
+        except TimeoutError:
+            if self._writing is not None:
+                self._writing.cancel()
+                await asyncio.gather(self._writing, return_exceptions=True)
+            self.handlers.ctx.metrics.redis_errors.labels(operation="store_chain").inc()
+            log.warning(
+                "chains_not_written_at_stop",
+                role=self.role,
+                chains=len(self._queued),
+                detail="not acknowledged: the next consumer of the partition writes them",
+            )
+
+    async def _write_all(self) -> None:
+        while self._queued:
+            run, self._queued = self._queued[:CHAIN_RUN_MAX], self._queued[CHAIN_RUN_MAX:]
+            await self._write(run)
+            for event, _ in run:
+                await self.ack(event)
+
+    async def _write(self, run: list[tuple[Any, OptionChainSnapshot]]) -> None:
+        try:
+            await self.handlers.on_chains([chain for _, chain in run])
+        except Exception:  # noqa: BLE001 - handled again one by one below; logged and counted
+            self.fallbacks.inc()
+            log.exception("chain_batch_failed", role=self.role, topic=self.topic, chains=len(run))
+            for event, chain in run:
+                await guarded(self.sink, self.topic, event, partial(self._one, chain))
+            return
+        self.run_sizes.observe(len(run))
+        for _, chain in run:
+            self.stored(chain)
+
+    async def _one(self, chain: OptionChainSnapshot, _event: Any) -> None:
+        await self.handlers.on_chain(chain)
+        self.stored(chain)
 
 
 def install(app: Any, ctx: RoleContext, role: str) -> None:
     """Declare the store agents (quotes, ticks, depth, reference) and their table on ``app``."""
     dead_letters = DeadLetterSink(app, ctx, role)
     handlers = StoreHandlers(ctx, latest_quotes.latest_quotes_table(app, ctx.registry.partitions("quotes")))
-    for topic in ("quotes", "ticks", "depth", "reference"):
+    for topic in ("ticks", "depth", "reference"):
         handle = handlers.for_topic(topic, role)
 
         async def store_topic(
             stream: Any, handle: Callable[[Any], Awaitable[None]] = handle, topic: str = topic
         ) -> None:
-            try:
-                async for event in stream.events():
-                    await guarded(dead_letters, topic, event, handle)
-            finally:
-                if topic == "quotes":  # the topic of the option chains
-                    await handlers.flush()
+            async for event in stream.events():
+                await guarded(dead_letters, topic, event, handle)
 
         app.agent(ctx.topic(app, topic), name=f"{role}-{topic}")(store_topic)
+
+    decode, stored = handlers.meters("quotes", role)
+
+    async def store_quotes(stream: Any) -> None:
+        manual = stream.noack()
+        chains = ChainWriter(handlers, "quotes", role, dead_letters, manual.ack)
+        try:
+            async for event in manual.events():
+                decoded: list[Record] = []
+
+                async def read(event: Any, into: list[Record] = decoded) -> None:
+                    into.append(decode(event))
+
+                await guarded(dead_letters, "quotes", event, read)  # one that does not decode is dead-lettered
+                if decoded and isinstance(decoded[0], OptionChainSnapshot):
+                    await chains.submit(event, decoded[0])
+                    continue
+                await chains.drain()  # the chains before this record are written first
+                if decoded:
+                    record = decoded[0]
+
+                    async def one(_event: Any, record: Record = record) -> None:
+                        await handlers.dispatch(record)
+                        stored(record)
+
+                    await guarded(dead_letters, "quotes", event, one)
+                await manual.ack(event)
+        finally:
+            await chains.stop()
+            await handlers.flush()  # the option chains' pending compactions
+
+    app.agent(ctx.topic(app, "quotes"), name=f"{role}-quotes")(store_quotes)

@@ -443,6 +443,21 @@ def ingestion() -> dict[str, Any]:
             description="The smoke target is 100 ms end to end.",
             thresholds=_thresholds(("green", None), ("red", 0.1)),
         ),
+        _timeseries(
+            layout,
+            "Store role: option chains per store call",
+            [
+                (f"histogram_quantile(0.5, sum by (le) (rate(store_chain_batch_records_bucket[{_RATE}])))", "p50"),
+                (f"histogram_quantile(0.99, sum by (le) (rate(store_chain_batch_records_bucket[{_RATE}])))", "p99"),
+                (f"sum(increase(store_batch_fallbacks_total[{_RATE}]))", "runs handled one by one"),
+            ],
+            width=24,
+            description=(
+                "The store role writes the chains the broker delivered together (a SPY poll is ~31, one per "
+                "expiry) in one call. A run handled one by one failed other than on Redis: see the log "
+                "event chain_batch_failed."
+            ),
+        ),
         layout.row("Dead letters"),
         _timeseries(
             layout,

@@ -152,6 +152,18 @@ class Metrics:
             ["source", "reason"],
             registry=r,
         )
+        self.store_chain_batch = Histogram(
+            "store_chain_batch_records",
+            "Option chain records the store role wrote in one store call (a run of what the broker delivered)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
+        self.store_batch_fallbacks = Counter(
+            "store_batch_fallbacks",
+            "Chain runs whose store call failed other than on Redis and were handled again record by record",
+            ["role"],
+            registry=r,
+        )
         self.ingestion_latency = Histogram(
             "ingestion_latency_seconds",
             "Time from a record's ingest_time to its samples being stored in Redis TimeSeries",

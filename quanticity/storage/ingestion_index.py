@@ -9,10 +9,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 Freshness = Literal["fresh", "stale", "partial"]
 _PAYLOAD_TTL_S = 2 * 24 * 3600
@@ -35,6 +38,18 @@ def freshness_of(flags: list[str]) -> Freshness:
     return "fresh"
 
 
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One stored dataset of a symbol: the key pattern it lives under, its latest event time, source and freshness."""
+
+    symbol: str
+    dataset: str
+    keys: str
+    event_time: datetime
+    source: str
+    freshness: Freshness
+
+
 class IngestionIndex:
     """Reads and writes the index (keys namespaced by ``key_prefix``)."""
 
@@ -46,15 +61,26 @@ class IngestionIndex:
         self, symbol: str, dataset: str, *, keys: str, event_time: datetime, source: str, freshness: Freshness
     ) -> None:
         """Note that ``dataset`` of ``symbol`` was stored."""
-        await self.redis.hset(
-            self.prefix + index_key(symbol),
-            mapping={
-                f"{dataset}:keys": keys,
-                f"{dataset}:last_event_time": event_time.isoformat(),
-                f"{dataset}:source": source,
-                f"{dataset}:freshness": freshness,
-            },
-        )
+        await self.record_many([IndexEntry(symbol, dataset, keys, event_time, source, freshness)])
+
+    async def record_many(self, entries: Sequence[IndexEntry]) -> None:
+        """Note several stored datasets in one round trip (one ``HSET`` per symbol, later entries winning)."""
+        mappings: dict[str, dict[FieldT, EncodableT]] = {}
+        for entry in entries:
+            mappings.setdefault(entry.symbol, {}).update(
+                {
+                    f"{entry.dataset}:keys": entry.keys,
+                    f"{entry.dataset}:last_event_time": entry.event_time.isoformat(),
+                    f"{entry.dataset}:source": entry.source,
+                    f"{entry.dataset}:freshness": entry.freshness,
+                }
+            )
+        if not mappings:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for symbol, mapping in mappings.items():
+                pipe.hset(self.prefix + index_key(symbol), mapping=mapping)
+            await pipe.execute()
 
     async def entries(self, symbol: str) -> dict[str, dict[str, str]]:
         """Every dataset of ``symbol``: ``{dataset: {keys, last_event_time, source, freshness}}``."""

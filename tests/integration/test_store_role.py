@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import faust
 import numpy as np
 import orjson
 import pytest
@@ -18,6 +19,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from quanticity.agents.deadletter import DeadLetterSink
+from quanticity.agents.store import ChainWriter, StoreHandlers
+from quanticity.app.context import RoleContext
 from quanticity.app.platform import Platform
 from quanticity.observability.metrics import Metrics
 from quanticity.schemas import (
@@ -28,10 +32,11 @@ from quanticity.schemas import (
     OptionChainSnapshot,
     Record,
     TickerSentiment,
+    UnderlyingQuote,
     utc_now,
 )
 from quanticity.schemas.codec import encode_record
-from quanticity.settings import Settings
+from quanticity.settings import Settings, SettingsHolder
 from quanticity.storage.ingestion_index import IngestionIndex
 from quanticity.storage.option_store import OptionChainStore, chain_samples, decode_document
 from quanticity.storage.redis_timeseries import BatchPart, SampleBatch, SeriesKeys, TimeSeriesWriter
@@ -214,6 +219,145 @@ async def test_the_role_writes_pending_compactions_when_it_stops(
             assert [(int(ts), float(v)) for ts, v in reply] == [(int(minute.timestamp() * 1000), value)], k
     finally:
         await redis.aclose()
+
+
+async def test_chains_delivered_together_are_written_in_one_call_each_run(
+    make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]
+) -> None:
+    """Chains waiting on ``quotes`` when the role starts go out in runs; a quote between them keeps its place."""
+    settings = make_settings(demo={"enabled": False})
+    base = (utc_now() - timedelta(hours=1)).replace(second=0, microsecond=0)
+    expiries = [(base + timedelta(days=d)).date() for d in (3, 10, 17)]
+    first = [_chain(expiry, base + timedelta(seconds=1 + i)) for i, expiry in enumerate(expiries)]
+    again = _chain(expiries[0], base + timedelta(seconds=30))  # the same chain a poll later
+    quote = UnderlyingQuote(symbol="SPY", bid=600.0, ask=600.1, **_envelope("quote-1"))
+    records = [*first[:2], quote, first[2], again]
+    await publish(settings, [("quotes", r.key.encode(), encode_record(r)) for r in records])
+    platform = platform_factory(settings, ["store"])
+    await platform.start()
+    p = settings.redis.key_prefix
+    redis = Redis.from_url(settings.redis.url or "")
+    try:
+        key = f"{p}chains:SPY:{expiries[0].isoformat()}"
+        deadline = asyncio.get_running_loop().time() + 30
+        while (raw := await redis.get(key)) is None or decode_document(raw, key).record_id != again.record_id:
+            assert asyncio.get_running_loop().time() < deadline, "the later poll was never stored"
+            await asyncio.sleep(0.2)
+        for chain in first:
+            sample_key = chain_samples(chain)[0][0]
+            reply = await redis.execute_command("TS.RANGE", f"{p}{sample_key}", "-", "+")
+            assert (int(reply[0][0]), float(reply[0][1])) == chain_samples(chain)[0][1:], sample_key
+        mark = await redis.execute_command("TS.RANGE", f"{p}{chain_samples(again)[0][0]}", "-", "+")
+        assert len(mark) == 2  # both polls of the first expiry, in order
+        index = await IngestionIndex(redis, p).entries("SPY")
+        assert {f"options:{e.isoformat()}" for e in expiries} <= set(index)
+        assert index[f"options:{expiries[0].isoformat()}"]["last_event_time"] == again.event_time.isoformat()
+        assert await redis.exists(f"{p}underlyings:SPY:bid")  # the quote between the chains
+    finally:
+        await redis.aclose()
+    m = platform.metrics.registry.get_sample_value
+    assert m("store_chain_batch_records_sum") == 4  # every chain written exactly once
+    assert m("topic_messages_consumed_total", {"topic": "quotes", "role": "store"}) == len(records)
+
+
+async def test_the_chain_writer_writes_what_queued_meanwhile_in_one_call_and_acks_in_order(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Group commit: chains queued while a write is in flight go out together in the next call."""
+    settings = make_settings(demo={"enabled": False})
+    metrics = Metrics()
+    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
+    ctx = RoleContext(
+        SettingsHolder(settings, lambda: settings, metrics),
+        metrics,
+        registry,
+        settings.kafka.bootstrap or "",
+        settings.redis.url or "",
+    )
+    app = faust.App("chain-writer-test", broker="kafka://127.0.0.1:9", autodiscover=False)  # never started
+    acked: list[str] = []
+
+    async def ack(event: Any) -> None:
+        acked.append(event)
+
+    handlers = StoreHandlers(ctx, table=None)  # the quote table is not used by chains
+    writer = ChainWriter(handlers, "quotes", "store", DeadLetterSink(app, ctx, "store"), ack)
+    base = (utc_now() - timedelta(hours=1)).replace(second=0, microsecond=0)
+    chains = [_chain((base + timedelta(days=d)).date(), base + timedelta(seconds=d)) for d in range(1, 9)]
+    for i, chain in enumerate(chains[:5]):
+        await writer.submit(f"e{i}", chain)  # submitting does not yield: the write starts with all five
+    await writer.drain()
+    await writer.submit("e5", chains[5])
+    await asyncio.sleep(0)  # the write of e5 starts and waits on Redis
+    await writer.submit("e6", chains[6])
+    await writer.submit("e7", chains[7])
+    await writer.drain()
+    assert acked == [f"e{i}" for i in range(8)]
+    m = metrics.registry.get_sample_value
+    assert (m("store_chain_batch_records_count"), m("store_chain_batch_records_sum")) == (3, 8)  # runs of 5, 1, 2
+    assert m("store_chain_batch_records_bucket", {"le": "1.0"}) == 1
+    redis = Redis.from_url(settings.redis.url or "")
+    try:
+        p = settings.redis.key_prefix
+        for chain in chains:
+            key = f"{p}chains:SPY:{chain.expiry.isoformat()}"
+            assert decode_document(await redis.get(key), key).record_id == chain.record_id
+        index = await IngestionIndex(redis, p).entries("SPY")
+        assert {f"options:{c.expiry.isoformat()}" for c in chains} <= set(index)
+    finally:
+        await redis.aclose()
+        await ctx.close()
+
+
+async def test_a_chain_run_that_fails_is_handled_one_by_one_and_only_the_bad_chain_is_dead_lettered(
+    make_settings: Callable[..., Settings],
+    platform_factory: Callable[..., Platform],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store call that raises (not a Redis failure) does not lose the run's good chains."""
+    settings = make_settings(demo={"enabled": False})
+    base = (utc_now() - timedelta(hours=1)).replace(second=0, microsecond=0)
+    chains = [_chain((base + timedelta(days=d)).date(), base + timedelta(seconds=d)) for d in (3, 10, 17)]
+    bad_id = chains[1].record_id
+    real_store = OptionChainStore.store
+
+    async def failing_store(self: OptionChainStore, snapshots: Any) -> Any:
+        if any(s.record_id == bad_id for s in snapshots):
+            raise ValueError(f"fault injected for {bad_id}")
+        return await real_store(self, snapshots)
+
+    monkeypatch.setattr(OptionChainStore, "store", failing_store)
+    await publish(settings, [("quotes", c.key.encode(), encode_record(c)) for c in chains])
+    platform = platform_factory(settings, ["store"])
+    await platform.start()
+    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
+    letters: list[dict[str, Any]] = []
+    await tail_topic(
+        settings.kafka.bootstrap or "",
+        registry,
+        "deadletter",
+        letters.append,
+        from_beginning=True,
+        limit=1,
+        idle_timeout_s=30,
+    )
+    assert [(letter["reason"], letter["original_topic"]) for letter in letters] == [("handler_error", "quotes")]
+    assert bad_id in letters[0]["detail"]
+    p = settings.redis.key_prefix
+    redis = Redis.from_url(settings.redis.url or "")
+    try:
+        for chain in (chains[0], chains[2]):
+            key = f"{p}chains:SPY:{chain.expiry.isoformat()}"
+            deadline = asyncio.get_running_loop().time() + 30
+            while not await redis.exists(key):
+                assert asyncio.get_running_loop().time() < deadline, f"{key} never written"
+                await asyncio.sleep(0.2)
+        assert not await redis.exists(f"{p}chains:SPY:{chains[1].expiry.isoformat()}")
+    finally:
+        await redis.aclose()
+    m = platform.metrics.registry.get_sample_value
+    assert (m("store_batch_fallbacks_total", {"role": "store"}) or 0) >= 1
+    assert m("agent_errors_total", {"role": "store", "topic": "quotes"}) == 1  # the bad chain alone
 
 
 # --------------------------------------------------------------------------- the option store on its own
