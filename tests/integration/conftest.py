@@ -16,6 +16,7 @@ from quanticity.observability.metrics import Metrics
 from quanticity.settings import Settings, SettingsHolder
 from quanticity.topology.broker_profile import producer_options
 from quanticity.topology.registry import TopicRegistry
+from quanticity.topology.tail import tail_topic
 from tests.conftest import OPENSSL_DIR, Stack, unique
 
 pytestmark = pytest.mark.integration
@@ -84,3 +85,19 @@ async def publish(settings: Settings, items: Iterable[tuple[str, bytes, bytes]],
             await producer.send_and_wait(registry.broker_name(topic), value, key=key)
     finally:
         await producer.stop()
+
+
+async def read_topic(settings: Settings, topic: str, count: int, idle_timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """The first ``count`` records of ``topic`` as ``quanticity tail`` shows them (fewer if it stays idle that long)."""
+    records: list[dict[str, Any]] = []
+    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
+    await tail_topic(
+        settings.kafka.bootstrap or "",
+        registry,
+        topic,
+        records.append,
+        from_beginning=True,
+        limit=count,
+        idle_timeout_s=idle_timeout_s,
+    )
+    return records

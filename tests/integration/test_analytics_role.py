@@ -33,10 +33,8 @@ from quanticity.schemas import Bar, DepthLevel, DepthSnapshot, MacroSeries, Opti
 from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings, SettingsHolder
 from quanticity.storage.analytics_store import AnalyticsStore, ResultWrite, decode_result, greeks_key
-from quanticity.topology.registry import TopicRegistry
-from quanticity.topology.tail import tail_topic
 from tests.conftest import Stack, free_port, unique
-from tests.integration.conftest import publish
+from tests.integration.conftest import publish, read_topic
 from tests.unit.agents.test_analytics_greeks import synthetic_chain
 
 pytestmark = pytest.mark.integration
@@ -143,17 +141,7 @@ async def test_a_10k_contract_snapshot_lands_as_greeks_in_redis_and_on_the_topic
     summary = orjson.loads(summary_raw)
     assert set(summary["expiries"]) == {expiry} and summary["spot"] == doc["spot"]
 
-    results: list[dict[str, Any]] = []
-    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
-    await tail_topic(
-        settings.kafka.bootstrap or "",
-        registry,
-        "analytics",
-        results.append,
-        from_beginning=True,
-        limit=1,
-        idle_timeout_s=30,
-    )
+    results = await read_topic(settings, "analytics", 1)
     assert len(results) == 1
     result = results[0]
     assert result["type"] == "analytics_result" and result["kind"] == "greeks" and result["symbol"] == "SPY"
@@ -182,17 +170,7 @@ async def test_malformed_records_are_dead_lettered_and_the_agent_keeps_computing
     broken = _chain(200, "broken").model_dump(mode="json")  # a chain in the JSON form, which still decodes
     broken["bid"] = broken["bid"][:-1]  # a column shorter than the others
     await _publish(settings, [(b"SPY", b"{not json"), (b"SPY", orjson.dumps(broken)), (b"SPY", encode_record(good))])
-    letters: list[dict[str, Any]] = []
-    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
-    await tail_topic(
-        settings.kafka.bootstrap or "",
-        registry,
-        "deadletter",
-        letters.append,
-        from_beginning=True,
-        limit=2,
-        idle_timeout_s=30,
-    )
+    letters = await read_topic(settings, "deadletter", 2)
     assert {letter["reason"] for letter in letters} == {"not_json", "validation"}
     assert all(letter["original_topic"] == "quotes" for letter in letters)
     redis = Redis.from_url(settings.redis.url or "")

@@ -12,9 +12,7 @@ from redis.asyncio import Redis
 
 from quanticity.app.platform import Platform
 from quanticity.settings import Settings
-from quanticity.topology.registry import TopicRegistry
-from quanticity.topology.tail import tail_topic
-from tests.integration.conftest import publish
+from tests.integration.conftest import publish, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +96,6 @@ async def test_invalid_records_go_to_deadletter_with_reason_and_the_agent_surviv
     settings = make_settings(demo={"enabled": False})
     platform = platform_factory(settings, ["store"])
     await platform.start()
-    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
     good = {
         "type": "underlying_quote",
         "record_id": "good-1",
@@ -113,16 +110,7 @@ async def test_invalid_records_go_to_deadletter_with_reason_and_the_agent_surviv
     crossed = {**good, "record_id": "crossed", "bid": 231.0}
     payloads = [b"{not json", orjson.dumps({"type": "mystery"}), orjson.dumps(crossed), orjson.dumps(good)]
     await publish(settings, [("quotes", b"IWM", payload) for payload in payloads])
-    letters: list[dict[str, Any]] = []
-    await tail_topic(
-        settings.kafka.bootstrap or "",
-        registry,
-        "deadletter",
-        letters.append,
-        from_beginning=True,
-        limit=3,
-        idle_timeout_s=30,
-    )
+    letters = await read_topic(settings, "deadletter", 3)
     by_reason = {letter["reason"]: letter for letter in letters}
     assert set(by_reason) == {"not_json", "unknown_type", "validation"}
     assert by_reason["not_json"]["payload_preview"] == "{not json"

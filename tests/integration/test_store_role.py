@@ -44,7 +44,7 @@ from quanticity.storage.resp import encode_command
 from quanticity.topology.registry import TopicRegistry
 from quanticity.topology.tail import tail_topic
 from tests.conftest import Stack, free_port, unique
-from tests.integration.conftest import publish
+from tests.integration.conftest import publish, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -330,17 +330,7 @@ async def test_a_chain_run_that_fails_is_handled_one_by_one_and_only_the_bad_cha
     await publish(settings, [("quotes", c.key.encode(), encode_record(c)) for c in chains])
     platform = platform_factory(settings, ["store"])
     await platform.start()
-    registry = TopicRegistry(settings.kafka.topic_prefix, settings.kafka.partitions)
-    letters: list[dict[str, Any]] = []
-    await tail_topic(
-        settings.kafka.bootstrap or "",
-        registry,
-        "deadletter",
-        letters.append,
-        from_beginning=True,
-        limit=1,
-        idle_timeout_s=30,
-    )
+    letters = await read_topic(settings, "deadletter", 1)
     assert [(letter["reason"], letter["original_topic"]) for letter in letters] == [("handler_error", "quotes")]
     assert bad_id in letters[0]["detail"]
     p = settings.redis.key_prefix
