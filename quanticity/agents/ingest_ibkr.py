@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ from quanticity.ibkr.account import AccountMonitor
 from quanticity.ibkr.connection_manager import Endpoint, IbkrConnectError, IbkrConnection
 from quanticity.ibkr.contracts import (
     ContractError,
+    answered,
     chain_params,
     option_contracts,
     pick_chain,
@@ -152,12 +154,11 @@ class IbkrIngest:
                 log.error("ibkr_not_connected_yet", error=str(exc))
 
     async def _subscribe_all(self) -> None:
-        ib = self.conn.ib
         contracts = [underlying_contract(symbol) for symbol in self.cfg.underlyings]
         qualified: list[Contract] = []
         for contract in contracts:
             try:
-                qualified.extend(await qualify(ib, [contract], self.conn.pace))
+                qualified.extend(await self._qualify([contract]))
             except ContractError as exc:
                 self.ctx.metrics.ibkr.error_events.labels("200").inc()
                 log.error("ibkr_underlying_rejected", symbol=contract.symbol, error=str(exc))
@@ -174,6 +175,16 @@ class IbkrIngest:
             options=len(self.options),
             depth_venues=self.cfg.depth.venues,
             depth_slots=self.cfg.depth.slots,
+        )
+
+    async def _qualify(self, contracts: list[Contract]) -> list[Contract]:
+        """``qualify`` through the pacer; a request TWS drops unanswered is asked again (``request_timeout_s``)."""
+        return await qualify(
+            self.conn.ib,
+            contracts,
+            self.conn.pace,
+            timeout_s=self.conn.settings.request_timeout_s,
+            metrics=self.ctx.metrics.ibkr,
         )
 
     async def _spot(self, contract: Contract) -> float | None:
@@ -198,8 +209,14 @@ class IbkrIngest:
         chosen: list[Contract] = []
         for contract in underlyings:
             try:
-                await self.conn.pace(1)
-                raw = await ib.reqSecDefOptParamsAsync(contract.symbol, "", contract.secType, contract.conId)
+                raw = await answered(
+                    partial(ib.reqSecDefOptParamsAsync, contract.symbol, "", contract.secType, contract.conId),
+                    "reqSecDefOptParams",
+                    pace=self.conn.pace,
+                    cost=1,
+                    timeout_s=self.conn.settings.request_timeout_s,
+                    metrics=self.ctx.metrics.ibkr,
+                )
                 params = pick_chain(chain_params(raw), today)
                 expiries = select_expiries(
                     params.expirations, today, self.cfg.options.buckets, self.cfg.options.swing_dte
@@ -216,7 +233,7 @@ class IbkrIngest:
                         break
                     options = options[:room]
                     try:
-                        chosen.extend(await qualify(ib, options, self.conn.pace))
+                        chosen.extend(await self._qualify(options))
                     except ContractError as exc:
                         known = [o for o in options if o.conId]
                         chosen.extend(known)

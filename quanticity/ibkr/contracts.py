@@ -7,16 +7,20 @@ daily (0DTE/1DTE) options trade under the ``SPXW`` trading class.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
+import structlog
 from ib_insync import IB, Contract, Index, Option, Stock
 
 from quanticity.errors import QuanticityError
+from quanticity.ibkr.metrics import IbkrMetrics
 from quanticity.ibkr.pacing import Pace, no_pacing
 from quanticity.ibkr.settings import OptionBucket
 
@@ -29,8 +33,60 @@ PENNY_PROGRAM = frozenset(
 )
 
 
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+#: How many times a request TWS leaves unanswered is sent before giving up on the connection.
+REQUEST_ATTEMPTS = 3
+
+
 class ContractError(QuanticityError):
     """A contract that TWS does not know, or a chain with nothing to select."""
+
+
+class RequestUnanswered(ConnectionError):
+    """TWS answered none of ``REQUEST_ATTEMPTS`` tries of a request within the timeout.
+
+    A ``ConnectionError``: the caller treats it as a connection that stopped answering
+    (subscribing again once the connection is known to be good).
+    """
+
+
+async def answered(
+    request: Callable[[], Awaitable[T]],
+    what: str,
+    *,
+    pace: Pace,
+    cost: int,
+    timeout_s: float,
+    metrics: IbkrMetrics | None = None,
+) -> T:
+    """``request()``'s answer, sending it again when TWS leaves it unanswered for ``timeout_s``.
+
+    TWS drops a message over its rate (error 100 without a request id, so nothing says
+    which one) and never answers it: without a timeout the caller would wait forever.
+    Each try takes ``cost`` from the pacing budget first; a timeout is logged and counted
+    (``ibkr_error_events_total{code="unanswered"}``).
+
+    Raises:
+        RequestUnanswered: no answer to any of ``REQUEST_ATTEMPTS`` tries.
+    """
+    for attempt in range(1, REQUEST_ATTEMPTS + 1):
+        await pace(cost)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await request()
+        except TimeoutError:
+            if metrics is not None:
+                metrics.error_events.labels("unanswered").inc()
+            log.warning(
+                "ibkr_request_unanswered",
+                request=what,
+                attempt=attempt,
+                attempts=REQUEST_ATTEMPTS,
+                timeout_s=timeout_s,
+                detail="TWS drops a message over its rate without answering it; sending it again",
+            )
+    raise RequestUnanswered(f"TWS answered no {what} in {REQUEST_ATTEMPTS} tries of {timeout_s:g} s each")
 
 
 def underlying_contract(symbol: str) -> Contract:
@@ -50,20 +106,41 @@ def depth_contract(symbol: str, exchange: str) -> Contract:
 QUALIFY_CHUNK = 10
 
 
-async def qualify(ib: IB, contracts: Sequence[Contract], pace: Pace = no_pacing) -> list[Contract]:
+async def qualify(
+    ib: IB,
+    contracts: Sequence[Contract],
+    pace: Pace = no_pacing,
+    *,
+    timeout_s: float | None = None,
+    metrics: IbkrMetrics | None = None,
+) -> list[Contract]:
     """Qualify ``contracts`` in place (conIds filled in), ``QUALIFY_CHUNK`` requests at a time.
 
     Each contract is one ``reqContractDetails``; ``pace`` is awaited for every one, so a
     whole chain never bursts past TWS's message budget (dropped requests never answer).
+    With ``timeout_s``, a chunk left unanswered that long is asked again (``answered``).
 
     Raises:
         ContractError: TWS does not know one of them (error 200) or it is ambiguous.
+        RequestUnanswered: with ``timeout_s``, TWS answered no try of a chunk.
     """
     done: list[Contract | None] = []
     for start in range(0, len(contracts), QUALIFY_CHUNK):
         chunk = contracts[start : start + QUALIFY_CHUNK]
-        await pace(len(chunk))
-        done.extend(await ib.qualifyContractsAsync(*chunk))
+        if timeout_s is None:
+            await pace(len(chunk))
+            done.extend(await ib.qualifyContractsAsync(*chunk))
+            continue
+        done.extend(
+            await answered(
+                partial(ib.qualifyContractsAsync, *chunk),
+                "reqContractDetails",
+                pace=pace,
+                cost=len(chunk),
+                timeout_s=timeout_s,
+                metrics=metrics,
+            )
+        )
     known = {id(c) for c in done if c is not None and c.conId}
     missing = [c for c in contracts if id(c) not in known]
     if missing:

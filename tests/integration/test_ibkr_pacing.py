@@ -12,15 +12,17 @@ import bisect
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 
 import ib_insync
 import pytest
+import structlog
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from quanticity.ibkr.contracts import qualify
+from quanticity.ibkr.contracts import REQUEST_ATTEMPTS, RequestUnanswered, answered, qualify
 from quanticity.ibkr.metrics import IbkrMetrics
-from quanticity.ibkr.pacing import MARKET_DATA, ORDERS, Pacer
+from quanticity.ibkr.pacing import MARKET_DATA, ORDERS, Pacer, no_pacing
 from quanticity.ibkr.settings import Pacing
 from quanticity.simulation.market import SimulatedMarket
 from quanticity.simulation.tws import TwsSimConfig, TwsSimulator
@@ -29,6 +31,8 @@ from tests.conftest import Stack, free_port, unique
 pytestmark = pytest.mark.integration
 
 TWS_LIMIT = 50
+REQ_CONTRACT_DATA = 9  # client message ids (ib_insync.client)
+REQ_SEC_DEF_OPT_PARAMS = 78
 
 
 def busiest_second(times: list[float]) -> int:
@@ -110,3 +114,64 @@ async def test_without_redis_each_process_paces_itself_and_says_so() -> None:
         await dead.aclose()
     assert time.monotonic() - started >= 10 / 20 * 0.95  # 11 requests at 20/s: 10 intervals
     assert metrics.error_events.labels("pacing_fallback")._value.get() == 11
+
+
+async def test_a_request_tws_drops_over_its_rate_is_sent_again_and_answered() -> None:
+    """TWS drops a message over its rate without answering it: qualify asks again after the timeout."""
+    market = SimulatedMarket(11, datetime.now(UTC), ["SPY", "QQQ"])
+    sim = TwsSimulator(market, TwsSimConfig(tick_interval_s=0.5))
+    await sim.start()
+    ib = ib_insync.IB()
+    codes: list[int] = []
+    ib.errorEvent += lambda req_id, code, text, contract: codes.append(code)
+    registry = CollectorRegistry()
+    metrics = IbkrMetrics(registry)
+    try:
+        await ib.connectAsync("127.0.0.1", sim.port, clientId=6, timeout=10)
+        sim.state.faults.drop_next(REQ_CONTRACT_DATA)  # the next reqContractDetails goes unanswered
+        contracts = [ib_insync.Stock("SPY", "SMART", "USD"), ib_insync.Stock("QQQ", "SMART", "USD")]
+        with structlog.testing.capture_logs() as logs:
+            async with asyncio.timeout(20):  # without the timeout inside, qualify would wait for ever
+                done = await qualify(ib, contracts, no_pacing, timeout_s=1.0, metrics=metrics)
+        assert [c.symbol for c in done] == ["SPY", "QQQ"] and all(c.conId for c in done)
+        assert 100 in codes  # the drop was announced as TWS does, with no request id
+        unanswered = [e for e in logs if e["event"] == "ibkr_request_unanswered"]
+        assert [(e["request"], e["attempt"]) for e in unanswered] == [("reqContractDetails", 1)]
+        assert registry.get_sample_value("ibkr_error_events_total", {"code": "unanswered"}) == 1
+    finally:
+        ib.disconnect()
+        await sim.stop()
+
+
+async def test_a_request_never_answered_gives_up_as_a_connection_error() -> None:
+    """Every try dropped: ``RequestUnanswered`` (a ConnectionError: the ingest subscribes again once connected)."""
+    market = SimulatedMarket(11, datetime.now(UTC), ["SPY"])
+    sim = TwsSimulator(market, TwsSimConfig(tick_interval_s=0.5))
+    await sim.start()
+    ib = ib_insync.IB()
+    try:
+        await ib.connectAsync("127.0.0.1", sim.port, clientId=7, timeout=10)
+        sim.state.faults.drop_next(REQ_SEC_DEF_OPT_PARAMS, REQUEST_ATTEMPTS)
+        spy = ib_insync.Stock("SPY", "SMART", "USD")
+        await qualify(ib, [spy], no_pacing, timeout_s=1.0)
+        with pytest.raises(RequestUnanswered, match="reqSecDefOptParams in 3 tries"):
+            await answered(
+                partial(ib.reqSecDefOptParamsAsync, "SPY", "", "STK", spy.conId),
+                "reqSecDefOptParams",
+                pace=no_pacing,
+                cost=1,
+                timeout_s=0.5,
+            )
+        assert issubclass(RequestUnanswered, ConnectionError)
+        # the fault is used up: the same request is answered now
+        chains = await answered(
+            partial(ib.reqSecDefOptParamsAsync, "SPY", "", "STK", spy.conId),
+            "reqSecDefOptParams",
+            pace=no_pacing,
+            cost=1,
+            timeout_s=5.0,
+        )
+        assert chains
+    finally:
+        ib.disconnect()
+        await sim.stop()

@@ -32,11 +32,34 @@ class FaultState:
     Attributes:
         stalled_until: monotonic time until which nothing is sent or read.
         connectivity_lost: market data is paused (between 1100 and 1102).
+        pacing_drops: message id → how many of the next such client messages are dropped
+            as over the message rate (error 100, never answered), whatever the real rate.
     """
 
     stalled_until: float = 0.0
     connectivity_lost: bool = False
+    pacing_drops: dict[int, int] = field(default_factory=dict)
     _resumed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def drop_next(self, msg_id: int, count: int = 1) -> None:
+        """Drop the next ``count`` client messages with id ``msg_id`` as TWS drops one over its rate."""
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        self.pacing_drops[msg_id] = self.pacing_drops.get(msg_id, 0) + count
+
+    def take_drop(self, fields: list[str]) -> bool:
+        """True (and one fewer to drop) when this client message is one to drop."""
+        if not self.pacing_drops or not fields or not fields[0].isdigit():
+            return False
+        msg_id = int(fields[0])
+        left = self.pacing_drops.get(msg_id, 0)
+        if left <= 0:
+            return False
+        if left == 1:
+            del self.pacing_drops[msg_id]
+        else:
+            self.pacing_drops[msg_id] = left - 1
+        return True
 
     @property
     def stalled(self) -> bool:

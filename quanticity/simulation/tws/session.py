@@ -236,13 +236,19 @@ class Session:
             self.send_many(m.error(-1, code, text) for code, text in _FARM_NOTICES)
         return True
 
-    def _paced(self) -> bool:
-        """Count one client message; False (and error 100) when it exceeds the rate limit."""
+    def _paced(self, fields: list[str]) -> bool:
+        """Count one client message; False (and error 100) when it exceeds the rate limit.
+
+        A message the ``pacing_drops`` fault names is dropped the same way, whatever the rate.
+        """
         now = time.monotonic()
         recent = self._recent
         while recent and now - recent[0] >= 1.0:
             recent.popleft()
         limit = self.state.config.max_messages_per_second
+        if self.state.faults.take_drop(fields):
+            self.error(-1, 100, f"Max rate of messages per second has been exceeded:max={limit} rec={limit + 1}")
+            return False
         if len(recent) >= limit:
             if now >= self._paced_until:  # one error per window, not one per dropped message
                 self._paced_until = now + 1.0
@@ -279,7 +285,7 @@ class Session:
             while True:
                 fields = await self._frame()
                 self.received += 1
-                if self._paced():
+                if self._paced(fields):
                     inbox.put_nowait(fields)
         except (asyncio.IncompleteReadError, ConnectionError):
             # The client is gone: what it sent before still counts (an order sent just
