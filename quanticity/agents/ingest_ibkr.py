@@ -255,6 +255,7 @@ class IbkrIngest:
             if now >= next_bars:  # trade-built 5 s bars of quiet symbols close on time
                 next_bars = now + 1.0
                 self.feed.close_trade_bars()
+                await self.feed.ask_silent_lines_again()  # a reqMktData TWS dropped over its rate
 
     async def _publish_forever(self) -> None:
         produced = self.ctx.metrics.topic_produced

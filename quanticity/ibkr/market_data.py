@@ -37,6 +37,11 @@ from quanticity.schemas.level1 import BATCH_COLUMNS
 from quanticity.settings.model import Mode
 
 log = structlog.get_logger(__name__)
+#: A line that has produced nothing this long after its request is asked again: TWS drops a
+#: message over its rate with an error 100 that names no request, and never answers it.
+SILENT_LINE_AFTER_S: Final = 30.0
+#: How many times a silent line is asked again (a contract that never quotes stops there).
+SILENT_LINE_RETRIES: Final = 3
 
 ENTITLEMENT_CODES: Final = frozenset({354, 10089, 10090, 10167, 10168, 10186})
 DELAYED_TYPES: Final = frozenset({3, 4})
@@ -255,6 +260,9 @@ class _Line:
     last_emit: float = 0.0
     dirty: bool = False
     auction: tuple[float | None, ...] = field(default_factory=tuple)
+    requested_at: float = 0.0  # monotonic time of the last request
+    seen: bool = False  # any update since the first request
+    retries: int = 0  # times asked again while silent
 
 
 class MarketDataFeed:
@@ -306,10 +314,57 @@ class MarketDataFeed:
     async def subscribe_l1(self, contracts: Iterable[Contract], kind: str) -> None:
         """Stream L1 (plus greeks for options, auction fields for underlyings) of qualified contracts."""
         for contract in contracts:
-            self._lines[contract.conId] = _Line(contract, kind)
+            self._lines[contract.conId] = _Line(contract, kind, requested_at=time.monotonic())
             self.metrics.market_data_type.labels(contract.symbol).set(self.data_type)
             await self.conn.add_subscription(f"mkt:{contract.conId}", self._l1_restorer(contract, kind))
         self.metrics.subscriptions.labels(self.conn.endpoint.role, "l1").set(len(self._lines))
+
+    async def ask_silent_lines_again(self, after_s: float = SILENT_LINE_AFTER_S) -> int:
+        """Request again every L1 line that has produced nothing ``after_s`` after its request.
+
+        TWS drops a message over its rate (error 100, no request id) and never answers it,
+        so a dropped ``reqMktData`` is a line that stays silent; pacing makes that rare but
+        cannot rule it out. Each line is asked again at most ``SILENT_LINE_RETRIES`` times
+        (cancel, then request, through the pacer); logged and counted
+        (``ibkr_error_events_total{code="silent_line"}``).
+
+        Returns:
+            How many lines were asked again.
+        """
+        if not self.conn.is_connected:
+            return 0
+        now = time.monotonic()
+        silent = [
+            line
+            for line in self._lines.values()
+            if not line.seen and line.retries < SILENT_LINE_RETRIES and now - line.requested_at >= after_s
+        ]
+        ib = self.conn.ib
+        for line in silent:
+            await self.conn.pace(2)
+            if line.seen or not self.conn.is_connected:  # it answered, or the restorers take over
+                continue
+            silent_s = time.monotonic() - line.requested_at
+            ticks = self.underlying_ticks if line.kind == "underlying" else self.option_ticks
+            try:
+                ib.cancelMktData(line.contract)
+                ib.reqMktData(line.contract, ticks, False, False)
+            except ConnectionError as exc:  # the socket went meanwhile (counted in ibkr_disconnects_total)
+                log.info("ibkr_silent_lines_left_to_restorers", error=str(exc), detail="the reconnect re-requests them")
+                break
+            line.retries += 1
+            line.requested_at = time.monotonic()
+            self.metrics.error_events.labels("silent_line").inc()
+            log.warning(
+                "ibkr_line_silent_asked_again",
+                symbol=line.contract.symbol,
+                con_id=line.contract.conId,
+                kind=line.kind,
+                silent_s=round(silent_s, 1),
+                attempt=line.retries,
+                attempts=SILENT_LINE_RETRIES,
+            )
+        return len(silent)
 
     def _l1_restorer(self, contract: Contract, kind: str) -> Callable[[IB], Any]:
         ticks = self.underlying_ticks if kind == "underlying" else self.option_ticks
@@ -379,6 +434,7 @@ class MarketDataFeed:
             if line is None:
                 continue
             seen = True
+            line.seen = True
             if self.coalesce_s and now - line.last_emit < self.coalesce_s:
                 line.dirty = True
                 continue
@@ -508,6 +564,7 @@ class MarketDataFeed:
             ib.reqMktData(contract, ticks, False, False)
             ib.reqMarketDataType(self.data_type)
 
+        line.requested_at = time.monotonic()  # a new request: silence is counted from it
         ib.cancelMktData(line.contract)
         self.conn.ib.reqMarketDataType(3)
         ib.reqMktData(line.contract, ticks, False, False)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import structlog
 from ib_insync import MarketOrder, Ticker
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -40,6 +41,8 @@ from quanticity.storage.redis_timeseries import TimeSeriesWriter
 from tests.conftest import RunningClock, Stack, unique
 
 pytestmark = pytest.mark.integration
+
+REQ_MKT_DATA = 1  # the client message id of reqMktData (ib_insync.client)
 
 FAST = IbkrSettings(
     heartbeat_interval_s=0.5,
@@ -503,4 +506,38 @@ async def test_subscribing_again_after_a_reconnect_requests_nothing_twice(tws: t
         assert _metric(metrics, "ibkr_depth_rotations_total") == 0  # one rotation queue, no venue queued twice
     finally:
         await rotator.stop()
+        await conn.stop()
+
+
+async def test_a_market_data_request_tws_dropped_is_asked_again_once_the_line_stays_silent(
+    tws: tuple[TwsSimulator, int],
+) -> None:
+    """TWS drops a reqMktData over its rate without saying which: the silent line is requested again."""
+    sim, port = tws
+    conn, metrics = _connection(port, 131)
+    records: list[Record] = []
+    feed = MarketDataFeed(conn, records.append, RecordStamp("run-t", "sim"), metrics)
+    await conn.start()
+    await conn.wait_connected(10)
+    try:
+        contracts = await qualify(conn.ib, [underlying_contract(s) for s in ("SPY", "QQQ")])
+        sim.state.faults.drop_next(REQ_MKT_DATA)  # SPY's request is lost
+
+        def quoted() -> set[str]:
+            return {r.symbol for r in records if isinstance(r, UnderlyingQuote)}
+
+        await feed.subscribe_l1(contracts, "underlying")
+        await _until(lambda: "QQQ" in quoted(), 10, "QQQ quotes")
+        await asyncio.sleep(0.5)
+        assert "SPY" not in quoted()  # its line is silent
+        assert await feed.ask_silent_lines_again(after_s=60.0) == 0  # not silent for long enough yet
+        with structlog.testing.capture_logs() as logs:
+            assert await feed.ask_silent_lines_again(after_s=0.2) == 1  # SPY only: QQQ has answered
+        await _until(lambda: "SPY" in quoted(), 10, "SPY quotes after asking again")
+        assert [(e["symbol"], e["attempt"]) for e in logs if e["event"] == "ibkr_line_silent_asked_again"] == [
+            ("SPY", 1)
+        ]
+        assert _metric(metrics, "ibkr_error_events_total", code="silent_line") == 1
+        assert await feed.ask_silent_lines_again(after_s=0.0) == 0  # every line has answered now
+    finally:
         await conn.stop()
