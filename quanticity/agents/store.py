@@ -1,9 +1,10 @@
 """Role ``store``: ``quotes``, ``ticks``, ``depth`` and ``reference`` → Redis (the hot store).
 
 One agent per topic, each thin: decode, hand the record to its store, update the
-ingestion index. Invalid records go to the dead-letter topic. When Redis is down the
-agent retries the same message with backoff until it is back, so nothing is acknowledged
-unstored.
+ingestion index. Invalid records go to the dead-letter topic. When Redis is down (or out
+of memory, unable to save, loading) the agent retries the same message with backoff until
+it is back, so nothing is acknowledged unstored; a refusal that no retry changes (a key of
+another type) is tried three times and the record dead-lettered with Redis's reason.
 
 Option chains on ``quotes`` are group-committed (``ChainWriter``): a chain is handed to
 a writer that writes at once when idle, and while a write is in flight the chains that
@@ -26,7 +27,14 @@ from functools import partial
 from typing import Any, TypeVar
 
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 from quanticity.agents.deadletter import DeadLetterSink, guarded
 from quanticity.app.context import RoleContext
@@ -59,6 +67,12 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 _RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _STALE_AFTER = timedelta(seconds=30)
+#: First words of Redis refusals that pass with time (see ``failure_passes``).
+_PASSING_REFUSALS = frozenset({"OOM", "MISCONF", "LOADING", "BUSY", "READONLY", "TRYAGAIN", "MASTERDOWN", "NOREPLICAS"})
+#: redis-py's classes for refusals that pass (it strips their first word from the message).
+_PASSING_CLASSES = (OutOfMemoryError, ReadOnlyError, TryAgainError, ClusterDownError)
+#: Tries of a refusal that no retry changes before its record is dead-lettered.
+_REFUSAL_TRIES = 3
 #: At most this many chains in one store call; the agent stops reading while this many wait.
 CHAIN_RUN_MAX = 256
 #: At stop, how long the chains still waiting may take to be written (those that do not
@@ -66,8 +80,26 @@ CHAIN_RUN_MAX = 256
 _DRAIN_AT_STOP_S = 5.0
 
 
+def failure_passes(exc: RedisError) -> bool:
+    """Whether waiting can fix the failure: a lost or slow connection, or a refusal that passes.
+
+    Refusals that pass: memory full (OOM), a save that failed (MISCONF: a full disk), a
+    server loading its data or busy with a script, a read-only replica. Any other refusal
+    (a key of another type, a bad argument) answers the same however often it is sent.
+    """
+    if not isinstance(exc, ResponseError) or isinstance(exc, _PASSING_CLASSES):
+        return True
+    return str(exc).split(" ", 1)[0].upper() in _PASSING_REFUSALS
+
+
 async def retry_redis(operation: Callable[[], Awaitable[T]], what: str, record: Record, ctx: RoleContext) -> T:
-    """Run ``operation``; on a Redis failure log, count, wait and try again until it works."""
+    """Run ``operation``; on a Redis failure log, count, wait and try again.
+
+    A failure that waiting can fix (``failure_passes``) is tried until it works, so nothing is
+    acknowledged unstored. A refusal that no retry changes is tried ``_REFUSAL_TRIES``
+    times and then raised, so the record is dead-lettered with Redis's reason instead of
+    holding up every record behind it.
+    """
     attempt = 0
     while True:
         try:
@@ -75,15 +107,25 @@ async def retry_redis(operation: Callable[[], Awaitable[T]], what: str, record: 
         except RedisError as exc:
             delay = _RETRY_BACKOFF_S[min(attempt, len(_RETRY_BACKOFF_S) - 1)]
             ctx.metrics.redis_errors.labels(operation=what).inc()
+            attempt += 1
+            if not failure_passes(exc) and attempt >= _REFUSAL_TRIES:
+                log.error(
+                    "store_refused",
+                    what=what,
+                    attempts=attempt,
+                    error=str(exc),
+                    correlation_id=record.record_id,
+                    action="dead-lettered: fix the key or the data, then replay it from the dead-letter topic",
+                )
+                raise
             log.error(
                 "store_failed_retrying",
                 what=what,
-                attempt=attempt + 1,
+                attempt=attempt,
                 retry_in_s=delay,
                 error=str(exc),
                 correlation_id=record.record_id,
             )
-            attempt += 1
             await asyncio.sleep(delay)
 
 

@@ -15,6 +15,7 @@ import faust
 import numpy as np
 import orjson
 import pytest
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -258,6 +259,37 @@ async def test_chains_delivered_together_are_written_in_one_call_each_run(
     m = platform.metrics.registry.get_sample_value
     assert m("store_chain_batch_records_sum") == 4  # every chain written exactly once
     assert m("topic_messages_consumed_total", {"topic": "quotes", "role": "store"}) == len(records)
+
+
+async def test_a_refusal_no_retry_changes_dead_letters_the_record_and_the_agent_goes_on(
+    make_settings: Callable[..., Settings], platform_factory: Callable[..., Platform]
+) -> None:
+    """A key of another type (WRONGTYPE) is tried a few times, then the record is dead-lettered with the reason."""
+    settings = make_settings(demo={"enabled": False})
+    p = settings.redis.key_prefix
+    redis = Redis.from_url(settings.redis.url or "")
+    base = (utc_now() - timedelta(hours=1)).replace(second=0, microsecond=0)
+    expiry = (base + timedelta(days=5)).date()
+    spy = _chain(expiry, base)
+    qqq = _chain(expiry, base + timedelta(seconds=1)).model_copy(update={"symbol": "QQQ", "record_id": "qqq-1"})
+    try:
+        await redis.set(f"{p}index:SPY", "not a hash")  # the ingestion index of SPY can never be written
+        platform = platform_factory(settings, ["store"])
+        await platform.start()
+        with structlog.testing.capture_logs() as logs:
+            await publish(settings, [("quotes", c.key.encode(), encode_record(c)) for c in (spy, qqq)])
+            letters = await read_topic(settings, "deadletter", 1)
+            deadline = asyncio.get_running_loop().time() + 30
+            while "options:" + expiry.isoformat() not in await IngestionIndex(redis, p).entries("QQQ"):
+                assert asyncio.get_running_loop().time() < deadline, "the chain after the refused one was not indexed"
+                await asyncio.sleep(0.2)
+        assert [(letter["reason"], letter["original_key"]) for letter in letters] == [("handler_error", "SPY")]
+        assert "wrong kind of value" in letters[0]["detail"]
+        refused = [e for e in logs if e["event"] == "store_refused"]
+        assert refused and all(e["what"] == "index" and e["attempts"] == 3 for e in refused)
+        assert await redis.exists(f"{p}chains:SPY:{expiry.isoformat()}")  # what could be written was
+    finally:
+        await redis.aclose()
 
 
 async def test_the_chain_writer_writes_what_queued_meanwhile_in_one_call_and_acks_in_order(
