@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import structlog
-from ib_insync import MarketOrder, Ticker
+from ib_insync import Contract, MarketOrder, Ticker
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -74,6 +75,25 @@ def _connection(port: int, client_id: int, role: str = "ingest-ibkr") -> tuple[I
     metrics = IbkrMetrics(registry)
     _REGISTRIES[id(metrics)] = registry
     return IbkrConnection(FAST, Endpoint("127.0.0.1", port, client_id, role), metrics), metrics
+
+
+Streaming = tuple[IbkrConnection, IbkrMetrics, MarketDataFeed, list[Record], list[Contract]]
+
+
+async def _streaming(port: int, client_id: int, symbols: Sequence[str], **feed_options: Any) -> Streaming:
+    """A connected connection (the caller stops it), its metrics, a feed and the records it
+    publishes, and ``symbols``' underlyings qualified."""
+    conn, metrics = _connection(port, client_id)
+    records: list[Record] = []
+    feed = MarketDataFeed(conn, records.append, RecordStamp("run-t", "sim"), metrics, **feed_options)
+    await conn.start()
+    await conn.wait_connected(10)
+    try:
+        contracts = await qualify(conn.ib, [underlying_contract(s) for s in symbols])
+    except BaseException:
+        await conn.stop()
+        raise
+    return conn, metrics, feed, records, contracts
 
 
 async def _until(predicate: object, timeout_s: float, what: str) -> float:
@@ -141,12 +161,9 @@ async def _while_tws_restarts(sim: TwsSimulator, conn: IbkrConnection, change: C
 
 async def test_drop_reconnects_and_restores_every_subscription(tws: tuple[TwsSimulator, int]) -> None:
     sim, port = tws
-    conn, metrics = _connection(port, 111)
-    records: list[Record] = []
-    feed = MarketDataFeed(conn, records.append, RecordStamp("run-t", "sim"), metrics, underlying_ticks="233,225")
-    await conn.start()
-    await conn.wait_connected(10)
-    contracts = await qualify(conn.ib, [underlying_contract(s) for s in ("SPY", "QQQ", "SPX")])
+    conn, metrics, feed, records, contracts = await _streaming(
+        port, 111, ("SPY", "QQQ", "SPX"), underlying_ticks="233,225"
+    )
     await feed.subscribe_l1(contracts, "underlying")
     await feed.subscribe_tick_by_tick(contracts[:1])
     await _until(
@@ -409,13 +426,8 @@ async def test_symbols_without_realtime_bars_get_bars_built_from_their_trades(
     # and each equals the bar the same trades make (no trade lost or counted twice). Trades
     # print only in a session (04:00-20:00 ET), hence the simulator's in-session clock.
     _, port = tws_in_session
-    conn, metrics = _connection(port, 113)
-    records: list[Record] = []
-    feed = MarketDataFeed(conn, records.append, RecordStamp("run-t", "sim"), metrics)
-    await conn.start()
-    await conn.wait_connected(10)
+    conn, metrics, feed, records, contracts = await _streaming(port, 113, ("AAPL", "SPY"))
     try:
-        contracts = await qualify(conn.ib, [underlying_contract(s) for s in ("AAPL", "SPY")])
         await feed.subscribe_tick_by_tick(contracts)
         await feed.subscribe_bars([c for c in contracts if c.symbol == "SPY"])  # SPY keeps TWS's bars
         bars = lambda: [r for r in records if isinstance(r, Bar) and r.symbol == "AAPL"]  # noqa: E731
@@ -514,13 +526,8 @@ async def test_a_market_data_request_tws_dropped_is_asked_again_once_the_line_st
 ) -> None:
     """TWS drops a reqMktData over its rate without saying which: the silent line is requested again."""
     sim, port = tws
-    conn, metrics = _connection(port, 131)
-    records: list[Record] = []
-    feed = MarketDataFeed(conn, records.append, RecordStamp("run-t", "sim"), metrics)
-    await conn.start()
-    await conn.wait_connected(10)
+    conn, metrics, feed, records, contracts = await _streaming(port, 131, ("SPY", "QQQ"))
     try:
-        contracts = await qualify(conn.ib, [underlying_contract(s) for s in ("SPY", "QQQ")])
         sim.state.faults.drop_next(REQ_MKT_DATA)  # SPY's request is lost
 
         def quoted() -> set[str]:
