@@ -53,14 +53,13 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from bench.common import ROOT, cpu_seconds, embedded_runtime
+from bench.common import ROOT, cpu_seconds, embedded_runtime, start_worker
 from quanticity.agents import analytics
 from quanticity.analytics import compute_greeks
 from quanticity.app.platform import Platform
 from quanticity.app.roles import RoleSpec, role
 from quanticity.observability.metrics import Metrics
 from quanticity.runtime.embedded import EmbeddedRuntime
-from quanticity.runtime.process import ChildProcess
 from quanticity.schemas import OptionChainSnapshot, utc_now
 from quanticity.schemas.codec import encode_record
 from quanticity.settings import Settings, SettingsHolder, load_settings
@@ -131,7 +130,13 @@ async def run(snapshots: int, every_s: float, layout: str, load: bool, load_proc
     with tempfile.TemporaryDirectory() as home:
         runtime = embedded_runtime(Path(home), with_broker=True)
         await runtime.start(watch=False)
-        worker = start_load_worker(runtime, Path(home)) if load_process else None
+        worker = (
+            start_worker(
+                runtime, Path(home), "load-worker", ["store", "ingest-av"], topic_prefix="bench-", key_prefix="bench:"
+            )
+            if load_process
+            else None
+        )
         try:
             worker_pid = worker.pid if worker is not None else None
             await measure(runtime, Path(home), snapshots, every_s, layout, load, worker is not None, worker_pid)
@@ -139,30 +144,6 @@ async def run(snapshots: int, every_s: float, layout: str, load: bool, load_proc
             if worker is not None:
                 worker.stop(timeout_s=30)
             runtime.stop_processes()
-
-
-def start_load_worker(runtime: EmbeddedRuntime, home: Path) -> ChildProcess:
-    """``quanticity worker --role store --role ingest-av`` on the embedded servers, shipped cadence, its own process.
-
-    A ``ChildProcess`` like the embedded servers: it dies with this process, and ``stop`` is
-    SIGTERM (the worker stops its roles and simulator) then SIGKILL.
-    """
-    env = {
-        "QUANTICITY_KAFKA__BOOTSTRAP": runtime.bootstrap,
-        "QUANTICITY_KAFKA__TOPIC_PREFIX": "bench-",
-        "QUANTICITY_REDIS__URL": runtime.redis_url,
-        "QUANTICITY_REDIS__KEY_PREFIX": "bench:",
-        "QUANTICITY_EMBEDDED__HOME": str(home / "worker"),
-        "QUANTICITY_OBSERVABILITY__METRICS_PORT": "0",
-        "QUANTICITY_OBSERVABILITY__TEXTFILE_DIR": str(home / "worker-metrics"),
-        "QUANTICITY_DEMO__ENABLED": "false",
-        "ALPHA_VANTAGE_API_KEY": "",  # the simulator, never the real service
-    }
-    argv = [sys.executable, "-m", "quanticity.cli.main", "--config-dir", str(ROOT / "config")]
-    argv += ["--env-file", str(home / "none.env"), "worker", "--role", "store", "--role", "ingest-av"]
-    worker = ChildProcess("load-worker", argv, home / "load-worker.log", env)
-    worker.start()
-    return worker
 
 
 class Stages:

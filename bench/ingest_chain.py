@@ -51,7 +51,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -61,12 +60,11 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from bench.common import ROOT, cpu_seconds, embedded_runtime
+from bench.common import cpu_seconds, embedded_runtime, start_worker
 from quanticity.data_ingestion.normalizer import NormalizeContext, normalize
 from quanticity.observability.gc_pauses import freeze_long_lived
 from quanticity.observability.metrics import Metrics
 from quanticity.runtime.embedded import EmbeddedRuntime
-from quanticity.runtime.process import ChildProcess
 from quanticity.schemas import OptionChainSnapshot
 from quanticity.schemas.codec import decode_record, encode_record
 from quanticity.settings.model import KafkaSettings
@@ -296,7 +294,9 @@ async def _through_store_role(
     polls: list[tuple[datetime, bytes, bytes]],
 ) -> list[float]:
     """Per poll after the warm-ups: HTTP body → the last chain document ``SET`` by the store role in its own process."""
-    worker = _start_store_worker(runtime, home)
+    worker = start_worker(
+        runtime, home, "store-worker", ["store"], topic_prefix=STORE_ROLE_TOPIC_PREFIX, key_prefix=STORE_ROLE_PREFIX
+    )
     pubsub = redis.pubsub()
     try:
         await redis.config_set("notify-keyspace-events", "K$")
@@ -338,25 +338,6 @@ async def _through_store_role(
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         worker.stop(timeout_s=30)
-
-
-def _start_store_worker(runtime: EmbeddedRuntime, home: Path) -> ChildProcess:
-    """``quanticity worker --role store`` on the embedded servers, in a process of its own (dies with this one)."""
-    env = {
-        "QUANTICITY_KAFKA__BOOTSTRAP": runtime.bootstrap,
-        "QUANTICITY_KAFKA__TOPIC_PREFIX": STORE_ROLE_TOPIC_PREFIX,
-        "QUANTICITY_REDIS__URL": runtime.redis_url,
-        "QUANTICITY_REDIS__KEY_PREFIX": STORE_ROLE_PREFIX,
-        "QUANTICITY_EMBEDDED__HOME": str(home / "worker"),
-        "QUANTICITY_OBSERVABILITY__METRICS_PORT": "0",
-        "QUANTICITY_OBSERVABILITY__TEXTFILE_DIR": str(home / "worker-metrics"),
-        "QUANTICITY_DEMO__ENABLED": "false",
-    }
-    argv = [sys.executable, "-m", "quanticity.cli.main", "--config-dir", str(ROOT / "config")]
-    argv += ["--env-file", str(home / "none.env"), "worker", "--role", "store"]
-    worker = ChildProcess("store-worker", argv, home / "store-worker.log", env)
-    worker.start()
-    return worker
 
 
 def main() -> None:

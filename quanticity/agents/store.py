@@ -422,6 +422,39 @@ class ChainWriter:
         self.stored(chain)
 
 
+class QuotesConsumer:
+    """The ``quotes`` agent's events, acknowledged by hand: chains go to the ``ChainWriter``, the rest after them."""
+
+    def __init__(
+        self, handlers: StoreHandlers, role: str, sink: DeadLetterSink, ack: Callable[[Any], Awaitable[Any]]
+    ) -> None:
+        self.handlers = handlers
+        self.sink = sink
+        self.ack = ack
+        self.chains = ChainWriter(handlers, "quotes", role, sink, ack)
+        self.decode, self.stored = handlers.meters("quotes", role)
+        self._record: Record | None = None
+
+    async def handle(self, event: Any) -> None:
+        self._record = None
+        await guarded(self.sink, "quotes", event, self._decode)  # one that does not decode is dead-lettered
+        record = self._record
+        if isinstance(record, OptionChainSnapshot):
+            await self.chains.submit(event, record)  # acknowledged once written
+            return
+        await self.chains.drain()  # the chains before this record are written first
+        if record is not None:
+            await guarded(self.sink, "quotes", event, partial(self._store, record))
+        await self.ack(event)
+
+    async def _decode(self, event: Any) -> None:
+        self._record = self.decode(event)
+
+    async def _store(self, record: Record, _event: Any) -> None:
+        await self.handlers.dispatch(record)
+        self.stored(record)
+
+
 def install(app: Any, ctx: RoleContext, role: str) -> None:
     """Declare the store agents (quotes, ticks, depth, reference) and their table on ``app``."""
     dead_letters = DeadLetterSink(app, ctx, role)
@@ -437,34 +470,14 @@ def install(app: Any, ctx: RoleContext, role: str) -> None:
 
         app.agent(ctx.topic(app, topic), name=f"{role}-{topic}")(store_topic)
 
-    decode, stored = handlers.meters("quotes", role)
-
     async def store_quotes(stream: Any) -> None:
         manual = stream.noack()
-        chains = ChainWriter(handlers, "quotes", role, dead_letters, manual.ack)
+        consumer = QuotesConsumer(handlers, role, dead_letters, manual.ack)
         try:
             async for event in manual.events():
-                decoded: list[Record] = []
-
-                async def read(event: Any, into: list[Record] = decoded) -> None:
-                    into.append(decode(event))
-
-                await guarded(dead_letters, "quotes", event, read)  # one that does not decode is dead-lettered
-                if decoded and isinstance(decoded[0], OptionChainSnapshot):
-                    await chains.submit(event, decoded[0])
-                    continue
-                await chains.drain()  # the chains before this record are written first
-                if decoded:
-                    record = decoded[0]
-
-                    async def one(_event: Any, record: Record = record) -> None:
-                        await handlers.dispatch(record)
-                        stored(record)
-
-                    await guarded(dead_letters, "quotes", event, one)
-                await manual.ack(event)
+                await consumer.handle(event)
         finally:
-            await chains.stop()
+            await consumer.chains.stop()
             await handlers.flush()  # the option chains' pending compactions
 
     app.agent(ctx.topic(app, "quotes"), name=f"{role}-quotes")(store_quotes)

@@ -57,10 +57,11 @@ async def answered(
     *,
     pace: Pace,
     cost: int,
-    timeout_s: float,
+    timeout_s: float | None,
     metrics: IbkrMetrics | None = None,
 ) -> T:
-    """``request()``'s answer, sending it again when TWS leaves it unanswered for ``timeout_s``.
+    """``request()``'s answer, sending it again when TWS leaves it unanswered for ``timeout_s``
+    (``None``: wait as long as it takes, one try).
 
     TWS drops a message over its rate (error 100 without a request id, so nothing says
     which one) and never answers it: without a timeout the caller would wait forever.
@@ -127,10 +128,6 @@ async def qualify(
     done: list[Contract | None] = []
     for start in range(0, len(contracts), QUALIFY_CHUNK):
         chunk = contracts[start : start + QUALIFY_CHUNK]
-        if timeout_s is None:
-            await pace(len(chunk))
-            done.extend(await ib.qualifyContractsAsync(*chunk))
-            continue
         done.extend(
             await answered(
                 partial(ib.qualifyContractsAsync, *chunk),

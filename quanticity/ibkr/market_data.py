@@ -340,6 +340,7 @@ class MarketDataFeed:
             if not line.seen and line.retries < SILENT_LINE_RETRIES and now - line.requested_at >= after_s
         ]
         ib = self.conn.ib
+        asked = 0
         for line in silent:
             await self.conn.pace(2)
             if line.seen or not self.conn.is_connected:  # it answered, or the restorers take over
@@ -354,6 +355,7 @@ class MarketDataFeed:
                 break
             line.retries += 1
             line.requested_at = time.monotonic()
+            asked += 1
             self.metrics.error_events.labels("silent_line").inc()
             log.warning(
                 "ibkr_line_silent_asked_again",
@@ -364,7 +366,7 @@ class MarketDataFeed:
                 attempt=line.retries,
                 attempts=SILENT_LINE_RETRIES,
             )
-        return len(silent)
+        return asked
 
     def _l1_restorer(self, contract: Contract, kind: str) -> Callable[[IB], Any]:
         ticks = self.underlying_ticks if kind == "underlying" else self.option_ticks
